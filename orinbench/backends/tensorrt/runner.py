@@ -1,0 +1,521 @@
+"""The TensorRT runner: engine, execution contexts, buffers and streams, for the harness to time.
+
+It uses the name-based tensor API only (``num_io_tensors``, ``get_tensor_name``,
+``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``), which TensorRT 8.5, 8.6, 10.x
+and 11.x all have. CUDA goes through :mod:`.cuda` (pycuda, or a fake in tests).
+
+One *lane* is an execution context with its own stream, buffers and completion event; the runner
+protocol (``stage_inputs`` / ``enqueue`` / ``fetch_outputs`` / ``synchronize``) drives lane 0.
+With ``streams=N`` the runner makes N lanes for :func:`~.throughput.measure_throughput`.
+
+Memory: inputs and outputs have page-locked host buffers and device buffers, copied with
+asynchronous H2D/D2H copies on the lane's stream. With ``zero_copy`` (Jetson, where CPU and GPU
+share DRAM) the host buffers are mapped page-locked memory and TensorRT reads and writes them in
+place: there are no copies and ``stage_inputs`` / ``fetch_outputs`` do nothing. Shape tensors
+(``TensorLocation.HOST``) always live in host memory.
+
+``cuda_graph``: after the inputs are loaded, each lane runs ``execute_async_v3`` once (TensorRT
+does deferred work on the first call that must not be captured), then captures one call into a
+CUDA graph that ``enqueue`` replays. An engine whose enqueue cannot be captured falls back to
+plain enqueue, and ``notes`` says so.
+
+``spin_wait``: ``synchronize`` polls the completion event instead of blocking on it (trtexec's
+``--useSpinWait``): lower wake-up latency, one CPU core busy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from ... import _lazy
+from ...errors import BackendError, ShapeError, UsageError
+from ...results.schema import TensorSpec
+from . import compat
+from .cuda import CudaApi, DeviceInfo, EventTimer, default_layer
+from .engine import deserialize, engine_io, profile_shapes
+from .logger import TrtLog, make_logger
+from .sidecar import read_sidecar
+
+
+@dataclass
+class _Binding:
+    name: str
+    is_input: bool
+    on_host: bool
+    dtype: np.dtype[Any]
+    capacity: int = 0  # elements
+    host: np.ndarray | None = None
+    device: Any = None
+    device_ptr: int = 0
+    shape: tuple[int, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.shape))
+
+    def host_view(self) -> np.ndarray:
+        assert self.host is not None
+        return self.host[: self.size].reshape(self.shape)
+
+
+@dataclass
+class _Lane:
+    context: Any
+    stream: Any
+    done: Any
+    bindings: dict[str, _Binding] = field(default_factory=dict)
+    graph: Any = None
+    executed: bool = False
+
+
+class TensorRTRunner:
+    """Runs a TensorRT engine. Use as a context manager; see the module docstring."""
+
+    backend = "tensorrt"
+
+    def __init__(
+        self,
+        engine_path: str | os.PathLike[str],
+        *,
+        plugins: Sequence[str | os.PathLike[str]] = (),
+        zero_copy: bool = False,
+        cuda_graph: bool = False,
+        spin_wait: bool = False,
+        streams: int = 1,
+        device: int = 0,
+        cuda: CudaApi | None = None,
+    ) -> None:
+        if streams < 1:
+            raise UsageError("--streams must be >= 1", fix="e.g. --streams 2")
+        self.engine_path = Path(engine_path)
+        self._plugins = tuple(plugins)
+        self.zero_copy = zero_copy
+        self.cuda_graph = cuda_graph
+        self.spin_wait = spin_wait
+        self.streams = int(streams)
+        self.device = int(device)
+        self._cuda: CudaApi = cuda if cuda is not None else default_layer()
+        self._trt: Any = None
+        self._log: TrtLog | None = None
+        self._runtime: Any = None
+        self._engine: Any = None
+        self._lanes: list[_Lane] = []
+        self._inputs: tuple[TensorSpec, ...] = ()
+        self._outputs: tuple[TensorSpec, ...] = ()
+        self._opened = False
+        self._loaded = False
+        self.sidecar: dict[str, Any] | None = None
+        self.device_info: DeviceInfo | None = None
+        #: things the result should mention (CUDA graph fallback, zero-copy on a discrete GPU)
+        self.notes: list[str] = []
+        #: set by open_tensorrt_runner when it built the engine from ONNX
+        self.build_report: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> TensorRTRunner:
+        trt = _lazy.tensorrt()
+        compat.features(trt)  # refuses TensorRT older than 8.5
+        self._trt = trt
+        self.sidecar = read_sidecar(self.engine_path)
+        plugins = list(self._plugins)
+        if not plugins and self.sidecar:
+            plugins = [p["path"] for p in (self.sidecar.get("settings") or {}).get("plugins", [])]
+        compat.load_plugin_libraries(plugins)
+        self.device_info = self._cuda.open(self.device)
+        self._opened = True
+        try:
+            self._open_engine(trt)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _open_engine(self, trt: Any) -> None:
+        assert self.device_info is not None
+        if self.zero_copy:
+            if not self.device_info.can_map_host_memory:
+                raise UsageError(
+                    f"--zero-copy is not possible on {self.device_info.name}",
+                    why="the GPU cannot map host memory",
+                    fix="drop --zero-copy",
+                )
+            if not self.device_info.integrated:
+                self.notes.append(
+                    f"zero-copy on a discrete GPU ({self.device_info.name}) reads host memory "
+                    "over PCIe: expect it to be slower than copies"
+                )
+        self._log = make_logger(trt, min_severity="WARNING")
+        self._runtime = trt.Runtime(self._log.ilogger)
+        dla = (self.sidecar or {}).get("settings", {}).get("dla_core")
+        if dla is not None:
+            self._runtime.DLA_core = int(dla)
+        self._engine = deserialize(
+            trt,
+            self._runtime,
+            self._log,
+            self.engine_path,
+            sidecar=self.sidecar,
+            device=self.device_info,
+        )
+        self._inputs, self._outputs = engine_io(trt, self._engine)
+        for _ in range(self.streams):
+            self._lanes.append(self._new_lane(trt))
+
+    def _new_lane(self, trt: Any) -> _Lane:
+        context = self._engine.create_execution_context()
+        if context is None:
+            raise BackendError(
+                "TensorRT could not create an execution context",
+                why=self._last_error("out of GPU memory?"),
+                fix="free GPU memory or use fewer --streams",
+            )
+        # Engines are built with DETAILED profiling verbosity for the inspector; DETAILED NVTX
+        # ranges slow enqueue down, so timing runs use layer names only.
+        context.nvtx_verbosity = trt.ProfilingVerbosity.LAYER_NAMES_ONLY
+        lane = _Lane(
+            context=context,
+            stream=self._cuda.stream(),
+            done=self._cuda.event(timing=False, blocking=not self.spin_wait),
+        )
+        for i in range(int(self._engine.num_io_tensors)):
+            name = str(self._engine.get_tensor_name(i))
+            lane.bindings[name] = _Binding(
+                name=name,
+                is_input=compat.is_input(trt, self._engine, name),
+                on_host=compat.tensor_location_is_host(trt, self._engine, name),
+                dtype=compat.numpy_dtype(trt, self._engine.get_tensor_dtype(name)),
+            )
+        return lane
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        cuda = self._cuda
+        for lane in self._lanes:
+            if self._opened:
+                try:
+                    cuda.stream_synchronize(lane.stream)
+                except Exception:  # a failed enqueue may have left the stream in error
+                    pass
+            if lane.graph is not None:
+                cuda.free_graph(lane.graph)
+                lane.graph = None
+            for b in lane.bindings.values():
+                if b.device is not None:
+                    cuda.free(b.device)
+                if b.host is not None:
+                    cuda.free(b.host)
+                b.device = b.host = None
+            lane.context = None
+        self._lanes = []
+        self._engine = None
+        self._runtime = None
+        self._loaded = False
+        if self._opened:
+            self._opened = False
+            cuda.close()
+
+    # -- description ---------------------------------------------------------------------------
+    @property
+    def backend_version(self) -> str:
+        trt = self._trt if self._trt is not None else _lazy.tensorrt()
+        return str(trt.__version__)
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return self._outputs
+
+    @property
+    def cuda_graph_active(self) -> bool:
+        return bool(self._lanes) and all(lane.graph is not None for lane in self._lanes)
+
+    def profile_shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """(min, opt, max) of every input in optimization profile 0."""
+        self._require_open()
+        return {s.name: profile_shapes(self._engine, s.name) for s in self._inputs}
+
+    def default_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Concrete input shapes to use when the user gives none: the profile's opt shapes."""
+        return {name: rng[1] for name, rng in self.profile_shapes().items()}
+
+    # -- buffers -------------------------------------------------------------------------------
+    def _require_open(self) -> None:
+        if self._engine is None:
+            raise BackendError(
+                "the TensorRT runner is not open", fix="use it inside a 'with' block"
+            )
+
+    def _last_error(self, default: str) -> str:
+        errors = self._log.errors() if self._log is not None else []
+        return errors[-1] if errors else default
+
+    def _ensure(self, b: _Binding, shape: tuple[int, ...]) -> bool:
+        """Size ``b`` for ``shape``; True when its addresses changed."""
+        b.shape = shape
+        need = max(b.size, 1)
+        if b.host is not None and b.capacity >= need:
+            return False
+        cuda = self._cuda
+        if b.device is not None:
+            cuda.free(b.device)
+            b.device = None
+        if b.host is not None:
+            cuda.free(b.host)
+            b.host = None
+        mapped = self.zero_copy and not b.on_host
+        b.host = cuda.host_alloc((need,), b.dtype, mapped=mapped)
+        b.capacity = need
+        if b.on_host:
+            b.device_ptr = cuda.host_ptr(b.host)
+        elif mapped:
+            b.device_ptr = cuda.mapped_device_ptr(b.host)
+        else:
+            b.device = cuda.device_alloc(need * b.dtype.itemsize)
+            b.device_ptr = cuda.device_ptr(b.device)
+        return True
+
+    def _check_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = {s.name for s in self._inputs}
+        unknown = sorted(set(feed) - names)
+        missing = sorted(names - set(feed))
+        if unknown or missing:
+            raise ShapeError(
+                "the inputs do not match the engine",
+                why=(f"unknown {unknown} " if unknown else "")
+                + (f"missing {missing}" if missing else ""),
+                fix=f"provide exactly the engine's inputs {sorted(names)}",
+            )
+        ranges = self.profile_shapes()
+        out: dict[str, np.ndarray] = {}
+        for spec in self._inputs:
+            arr = np.ascontiguousarray(feed[spec.name])
+            if str(arr.dtype) != spec.dtype:
+                raise ShapeError(
+                    f"input '{spec.name}' has dtype {arr.dtype}, the engine expects {spec.dtype}",
+                    fix="convert the data or regenerate the .npz",
+                )
+            lo, _, hi = ranges[spec.name]
+            shape = tuple(int(d) for d in arr.shape)
+            if len(shape) != len(lo) or not all(
+                a <= d <= c for a, d, c in zip(lo, shape, hi, strict=True)
+            ):
+                raise ShapeError(
+                    f"input '{spec.name}' has shape {'x'.join(map(str, shape))}, outside the "
+                    f"engine's range {'x'.join(map(str, lo))} .. {'x'.join(map(str, hi))}",
+                    fix="pass a shape inside the range, or rebuild with wider --shapes",
+                )
+            out[spec.name] = arr
+        return out
+
+    def load_inputs(self, feed: Mapping[str, np.ndarray]) -> None:
+        """Set shapes, (re)allocate buffers, copy ``feed`` into the host buffers of every lane."""
+        self._require_open()
+        arrays = self._check_feed(feed)
+        for lane in self._lanes:
+            self._load_lane(lane, arrays)
+        self._loaded = True
+        if self.cuda_graph:
+            for lane in self._lanes:
+                self._capture(lane)
+
+    def _load_lane(self, lane: _Lane, arrays: Mapping[str, np.ndarray]) -> None:
+        context = lane.context
+        if lane.graph is not None:
+            # The graph holds the old addresses and shapes.
+            self._cuda.free_graph(lane.graph)
+            lane.graph = None
+        changed = False
+        for name, arr in arrays.items():
+            if not context.set_input_shape(name, tuple(arr.shape)):
+                raise ShapeError(
+                    f"TensorRT refused shape {'x'.join(map(str, arr.shape))} for input '{name}'",
+                    why=self._last_error("outside the optimization profile"),
+                    fix="pass a shape inside the engine's --shapes range",
+                )
+            b = lane.bindings[name]
+            changed |= self._ensure(b, tuple(arr.shape))
+            np.copyto(b.host_view(), arr)
+        for b in lane.bindings.values():
+            if b.is_input:
+                continue
+            shape = tuple(int(d) for d in context.get_tensor_shape(b.name))
+            if any(d < 0 for d in shape):
+                raise BackendError(
+                    f"output '{b.name}' has a data-dependent shape {shape}",
+                    why="outputs whose size depends on the data need an output allocator",
+                    fix="export the model with fixed-size outputs (pad detections to a maximum)",
+                )
+            changed |= self._ensure(b, shape)
+        if changed:
+            for b in lane.bindings.values():
+                if not context.set_tensor_address(b.name, b.device_ptr):
+                    raise BackendError(
+                        f"TensorRT refused the buffer of '{b.name}'",
+                        why=self._last_error("set_tensor_address returned False"),
+                        fix="report this as a bug",
+                    )
+        missing = list(context.infer_shapes())
+        if missing:
+            raise ShapeError(
+                f"TensorRT needs the shapes or values of {', '.join(map(str, missing))}",
+                fix="pass every input",
+            )
+
+    def _capture(self, lane: _Lane) -> None:
+        cuda = self._cuda
+        self._stage(lane)
+        self._enqueue_plain(lane)
+        self._fetch(lane)
+        cuda.stream_synchronize(lane.stream)
+        cuda.begin_capture(lane.stream)
+        try:
+            ok = bool(lane.context.execute_async_v3(cuda.stream_handle(lane.stream)))
+        except Exception:
+            ok = False
+        if ok:
+            try:
+                lane.graph = cuda.end_capture(lane.stream)
+            except BackendError as exc:
+                self.notes.append(f"CUDA graph capture failed ({exc}); enqueue is not captured")
+                lane.graph = None
+        else:
+            cuda.abort_capture(lane.stream)
+            self.notes.append(
+                "the engine has operations that CUDA graph capture does not allow; "
+                "running without --cuda-graph"
+            )
+
+    # -- one iteration, phase by phase (the harness times them) --------------------------------
+    def _stage(self, lane: _Lane) -> None:
+        if self.zero_copy:
+            return
+        for b in lane.bindings.values():
+            if b.is_input and not b.on_host:
+                self._cuda.htod_async(b.device_ptr, b.host_view(), lane.stream)
+
+    def _enqueue_plain(self, lane: _Lane) -> None:
+        mark = self._log.mark() if self._log is not None else 0
+        if not lane.context.execute_async_v3(self._cuda.stream_handle(lane.stream)):
+            errors = self._log.errors_since(mark) if self._log is not None else []
+            raise BackendError(
+                "TensorRT failed to enqueue the inference",
+                why=errors[-1] if errors else "execute_async_v3 returned False",
+                fix="check the input shapes; run with a fresh engine build",
+            )
+        lane.executed = True
+
+    def _enqueue(self, lane: _Lane) -> None:
+        if lane.graph is not None:
+            self._cuda.launch_graph(lane.graph, lane.stream)
+        else:
+            self._enqueue_plain(lane)
+
+    def _fetch(self, lane: _Lane) -> None:
+        if self.zero_copy:
+            return
+        for b in lane.bindings.values():
+            if not b.is_input and not b.on_host:
+                self._cuda.dtoh_async(b.host_view(), b.device_ptr, lane.stream)
+
+    def _wait(self, lane: _Lane) -> None:
+        cuda = self._cuda
+        cuda.record(lane.done, lane.stream)
+        if self.spin_wait:
+            while not cuda.event_query(lane.done):
+                pass
+        else:
+            cuda.event_synchronize(lane.done)
+
+    def _require_loaded(self) -> _Lane:
+        if not self._loaded:
+            raise BackendError("no inputs loaded", fix="call load_inputs(feed) first")
+        return self._lanes[0]
+
+    def stage_inputs(self) -> None:
+        self._stage(self._require_loaded())
+
+    def enqueue(self) -> None:
+        self._enqueue(self._require_loaded())
+
+    def fetch_outputs(self) -> None:
+        self._fetch(self._require_loaded())
+
+    def synchronize(self) -> None:
+        self._wait(self._require_loaded())
+
+    def device_timer(self) -> EventTimer:
+        self._require_open()
+        return EventTimer(self._cuda, self._lanes[0].stream)
+
+    def outputs_host(self) -> dict[str, np.ndarray]:
+        lane = self._require_loaded()
+        return {b.name: b.host_view().copy() for b in lane.bindings.values() if not b.is_input}
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.load_inputs(feed)
+        lane = self._lanes[0]
+        self._stage(lane)
+        self._enqueue(lane)
+        self._fetch(lane)
+        self._wait(lane)
+        return self.outputs_host()
+
+    # -- used by throughput and profiling ------------------------------------------------------
+    @property
+    def lane_count(self) -> int:
+        return len(self._lanes)
+
+    def submit(self, index: int, *, transfers: bool = True) -> None:
+        """Queue one full inference on lane ``index`` (copies, enqueue), without waiting."""
+        lane = self._require_loaded() if index == 0 else self._lanes[index]
+        if transfers:
+            self._stage(lane)
+        self._enqueue(lane)
+        if transfers:
+            self._fetch(lane)
+        self._cuda.record(lane.done, lane.stream)
+
+    def wait(self, index: int) -> None:
+        """Wait for the last :meth:`submit` on lane ``index``."""
+        lane = self._lanes[index]
+        if self.spin_wait:
+            while not self._cuda.event_query(lane.done):
+                pass
+        else:
+            self._cuda.event_synchronize(lane.done)
+
+    def profiling_context(self, profiler: Any) -> tuple[Any, Any]:
+        """A new execution context bound to lane 0's buffers, with ``profiler`` attached.
+
+        Returns (context, stream handle). A separate context keeps the timed lane untouched.
+        """
+        lane = self._require_loaded()
+        context = self._engine.create_execution_context()
+        if context is None:
+            raise BackendError(
+                "TensorRT could not create a profiling context", fix="free GPU memory"
+            )
+        context.profiler = profiler
+        for b in lane.bindings.values():
+            if b.is_input:
+                context.set_input_shape(b.name, b.shape)
+            context.set_tensor_address(b.name, b.device_ptr)
+        return context, self._cuda.stream_handle(lane.stream)
+
+    def sync_lane0(self) -> None:
+        self._cuda.stream_synchronize(self._lanes[0].stream)

@@ -1,0 +1,228 @@
+"""Arguments and steps shared by the measuring commands (bench, demo, run, soak, decide)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..bench.harness import StopRule, Warmup
+from ..errors import UsageError
+from ..results.io import save_result
+from ..results.schema import Result
+
+POWER_CHOICES = ("auto", "jtop", "sysfs", "tegrastats", "nvml", "none")
+
+
+def add_measure_args(p: argparse.ArgumentParser, *, duration: float = 10.0) -> None:
+    g = p.add_argument_group("measurement protocol")
+    g.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="warm-up time before measuring (default 1.0)",
+    )
+    g.add_argument(
+        "--warmup-iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help="warm-up at least N iterations (with --warmup: whichever is later)",
+    )
+    g.add_argument(
+        "--warmup-until-stable",
+        action="store_true",
+        help="continue warm-up until the median settles (bounded by 30 s)",
+    )
+    stop = g.add_mutually_exclusive_group()
+    stop.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"measure for this long (default {duration:g} s)",
+    )
+    stop.add_argument(
+        "--iterations", type=int, default=None, metavar="N", help="measure exactly N iterations"
+    )
+    stop.add_argument(
+        "--until-ci",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="measure until the median's 95%% CI half-width is below FRACTION of it",
+    )
+    g.add_argument(
+        "--max-seconds",
+        type=float,
+        default=600.0,
+        help="upper bound on the measured window for --until-ci (default 600)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default 0)")
+    p.set_defaults(_default_duration=duration)
+
+    t = p.add_argument_group("telemetry")
+    t.add_argument(
+        "--power",
+        choices=POWER_CHOICES,
+        default="auto",
+        help="power source sampled during the measured window (default auto)",
+    )
+    t.add_argument(
+        "--power-period",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="power sampling period (default: the source's own, e.g. sysfs 0.05, jtop 0.1)",
+    )
+    t.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="measure idle power for this long before the run (default 0: skip)",
+    )
+    t.add_argument(
+        "--require-tuned",
+        action="store_true",
+        help="refuse to run (exit 4) unless clocks are locked (jetson_clocks)",
+    )
+    t.add_argument(
+        "--expect-power-mode",
+        default=None,
+        metavar="NAME|ID",
+        help="with --require-tuned: the nvpmodel mode the device must be in",
+    )
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="RESULT.json",
+        help="write the result JSON here (atomically)",
+    )
+    o.add_argument("--json", action="store_true", help="print the result JSON instead of a table")
+    o.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="history database (default ~/.local/share/orinbench/history.db)",
+    )
+    o.add_argument("--no-history", action="store_true", help="do not append to the history")
+    o.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+
+def protocol_from_args(args: argparse.Namespace) -> tuple[Warmup, StopRule]:
+    warmup = Warmup(
+        seconds=args.warmup,
+        iterations=args.warmup_iterations,
+        until_stable=args.warmup_until_stable,
+    )
+    if args.iterations is not None:
+        stop = StopRule(iterations=args.iterations)
+    elif args.until_ci is not None:
+        stop = StopRule(ci_rel_halfwidth=args.until_ci, max_seconds=args.max_seconds)
+    else:
+        stop = StopRule(
+            duration_s=args.duration if args.duration is not None else args._default_duration
+        )
+    return warmup, stop
+
+
+def parse_shapes(values: list[str] | None) -> dict[str, tuple[int, ...]]:
+    from ..model.inspect import parse_shape_arg
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for v in values or ():
+        name, shape = parse_shape_arg(v)
+        if name in shapes:
+            raise UsageError(f"--shape given twice for input '{name}'", fix="give it once")
+        shapes[name] = tuple(shape)
+    return shapes
+
+
+class Telemetry:
+    """The power source, conditions monitor and device fingerprint of one measuring command.
+
+    ``window`` is what the harness starts before and stops after the measured window: the power
+    source and the clock/temperature monitor together.
+    """
+
+    def __init__(self, args: argparse.Namespace, *, stderr: Any = None) -> None:
+        from ..telemetry.conditions import ConditionsMonitor, require_tuned
+        from ..telemetry.device import device_fingerprint
+        from ..telemetry.power import measure_idle, open_power_source
+        from ..telemetry.window import TelemetryWindow
+
+        err = stderr if stderr is not None else sys.stderr
+        self.device: Mapping[str, Any] | None = device_fingerprint()
+        if getattr(args, "require_tuned", False):
+            require_tuned(expect_power_mode=getattr(args, "expect_power_mode", None))
+        self.source, note = open_power_source(args.power, period_s=args.power_period)
+        self.source_name = getattr(self.source, "name", "none") if self.source else "none"
+        quiet = getattr(args, "quiet", False) or getattr(args, "json", False)
+        if not quiet and args.power != "none":
+            print(f"power: {note}", file=err)
+        self.idle = None
+        if self.source is not None and args.idle_seconds > 0:
+            self.idle = measure_idle(self.source, args.idle_seconds)
+        monitor = ConditionsMonitor()
+        self.window = TelemetryWindow(self.source, monitor if monitor.available else None)
+
+    def summarize(self, trace: Any, *, inferences: int, window_s: float) -> Mapping[str, Any]:
+        from ..telemetry.power import summarize_power
+
+        return summarize_power(trace, inferences=inferences, window_s=window_s, idle=self.idle)
+
+    def bench_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``bench_runner`` / ``bench_model``."""
+        return {
+            "power": self.window,
+            "power_summary": self.summarize,
+            "power_source": self.source_name,
+            "device": self.device,
+        }
+
+    def finalize(self, result: Result) -> Result:
+        """Add the clock/temperature and power-sampling findings to a finished result."""
+        from ..telemetry.conditions import conditions_warnings
+        from ..telemetry.power import power_warnings
+
+        warnings = list(result.warnings)
+        extra = dict(result.extra)
+        trace = self.window.conditions_trace
+        if trace is not None:
+            warnings.extend(conditions_warnings(trace))
+            extra["conditions"] = trace.to_dict()
+        if result.power is not None:
+            warnings.extend(power_warnings(result.power))
+        return result.with_(warnings=tuple(warnings), extra=extra)
+
+
+def finish_result(result: Result, args: argparse.Namespace, *, command: str) -> None:
+    """Write ``--out``, append to the history, print the result (JSON or table)."""
+    from ._format import format_result
+
+    if args.out is not None:
+        save_result(result, args.out)
+    if not args.no_history:
+        from ..history.store import append_to_history
+
+        note = append_to_history(result, command=command, path=args.history)
+        if note:
+            print(f"history: {note}", file=sys.stderr)
+    if args.json:
+        import json
+
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_result(result))
+        if args.out is not None:
+            print(f"\nresult written to {args.out}")

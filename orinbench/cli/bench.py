@@ -1,0 +1,155 @@
+"""``orinbench bench MODEL.onnx | ENGINE.engine``: measure latency, throughput and power."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..bench.run import BACKENDS, bench_model
+from ..errors import UsageError
+from ._common import (
+    Telemetry,
+    add_measure_args,
+    add_output_args,
+    finish_result,
+    parse_shapes,
+    protocol_from_args,
+)
+from ._progress import Progress
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="benchmark an ONNX model or a TensorRT engine",
+        description="Benchmark an ONNX model (ONNX Runtime, or TensorRT after building) or a "
+        "TensorRT engine: per-iteration latency percentiles with confidence intervals, FPS, "
+        "power and energy, quality warnings.",
+    )
+    p.add_argument("model", type=Path, help="MODEL.onnx or ENGINE.engine")
+    p.add_argument(
+        "--backend",
+        choices=(*BACKENDS, "auto"),
+        default="auto",
+        help="auto: tensorrt for .engine files, onnxruntime for .onnx (default)",
+    )
+    p.add_argument(
+        "--shape",
+        action="append",
+        metavar="NAME:DxDxD",
+        help="concrete shape of a dynamic input, e.g. images:1x6x3x256x704 (repeatable)",
+    )
+    p.add_argument(
+        "--inputs",
+        type=Path,
+        default=None,
+        metavar="FILE.npz",
+        help="load inputs from a .npz (keys = input names) instead of generating them",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "int8", "best"),
+        help="precision to build with (tensorrt backend on .onnx); recorded in the result",
+    )
+    ort = p.add_argument_group("onnxruntime")
+    ort.add_argument(
+        "--ort-providers",
+        default=None,
+        metavar="P1,P2",
+        help="execution providers (default CPUExecutionProvider)",
+    )
+    ort.add_argument(
+        "--ort-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="intra-op threads (default: ONNX Runtime's choice)",
+    )
+    trt = p.add_argument_group("tensorrt")
+    trt.add_argument(
+        "--no-transfers",
+        action="store_true",
+        help="time without H2D/D2H copies (trtexec --noDataTransfers)",
+    )
+    trt.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="capture execute_async_v3 once and replay it (trtexec --useCudaGraph)",
+    )
+    trt.add_argument(
+        "--spin-wait",
+        action="store_true",
+        help="busy-wait for completion instead of blocking sync (trtexec --useSpinWait)",
+    )
+    trt.add_argument(
+        "--zero-copy",
+        action="store_true",
+        help="mapped page-locked host memory instead of copies (Jetson shared memory)",
+    )
+    trt.add_argument(
+        "--plugins",
+        nargs="+",
+        type=Path,
+        default=(),
+        metavar="LIB.so",
+        help="plugin libraries to load before deserializing",
+    )
+    trt.add_argument(
+        "--profile-layers",
+        action="store_true",
+        help="after the timed run, a separate IProfiler run for per-layer times",
+    )
+    add_measure_args(p)
+    add_output_args(p)
+    p.set_defaults(handler=run)
+
+
+def _backend(args: argparse.Namespace) -> str:
+    if args.backend != "auto":
+        return str(args.backend)
+    return "tensorrt" if args.model.suffix.lower() in ENGINE_SUFFIXES else "onnxruntime"
+
+
+def run(args: argparse.Namespace) -> int:
+    backend = _backend(args)
+    if backend == "tensorrt":
+        from ._bench_trt import run_tensorrt
+
+        return run_tensorrt(args)
+    if args.precision != "fp32":
+        raise UsageError(
+            f"--precision {args.precision} needs the tensorrt backend",
+            why="ONNX Runtime runs the model in the precision it was exported in",
+            fix="use --backend tensorrt, or bench an FP16/Q-DQ ONNX made by 'orinbench quantize'",
+        )
+    warmup, stop = protocol_from_args(args)
+    shapes = parse_shapes(args.shape)
+    tel = Telemetry(args)
+    opts: dict[str, object] = {}
+    if args.ort_providers:
+        opts["providers"] = [s.strip() for s in args.ort_providers.split(",") if s.strip()]
+    if args.ort_threads:
+        opts["intra_op_threads"] = args.ort_threads
+    progress = Progress("bench", enabled=not (args.quiet or args.json))
+    try:
+        result = bench_model(
+            args.model,
+            backend=backend,
+            shapes=shapes,
+            inputs_npz=args.inputs,
+            seed=args.seed,
+            precision=args.precision,
+            runner_options=opts,
+            warmup=warmup,
+            stop=stop,
+            on_progress=progress,
+            **tel.bench_kwargs(),
+        )
+    finally:
+        progress.close()
+    result = tel.finalize(result)
+    finish_result(result, args, command="bench")
+    return 0

@@ -1,0 +1,114 @@
+"""Baselines on disk: one result per device / software / power mode / backend+precision / model.
+
+Layout under the baseline folder (docs/gate.md)::
+
+    <dir>/<device>/<software>/<power-mode>/<backend>-<precision>/<model>.json
+
+* ``device``: the device fingerprint's ``module`` (or ``model``), else ``unknown-device``;
+* ``software``: ``jp<jetpack>-trt<tensorrt>``, a missing part written ``unknown``
+  (``jp6.0-trt8.6.2``, ``jpunknown-trtunknown`` off Jetson);
+* ``power-mode``: the nvpmodel mode, else ``unknown-power-mode``;
+* ``backend-precision``: e.g. ``tensorrt-fp16``;
+* ``model``: the model's name, else the first 12 hex digits of its sha256, else ``unknown-model``.
+
+Every part is slugified: lower case, runs of characters outside ``[a-z0-9._-]`` become ``-``.
+Replacing a baseline keeps the previous file beside it as ``<model>.<UTC timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._io import atomic_write_bytes
+from ..errors import BaselineExistsError, InputFileError
+from ..results.io import load_result, save_result
+from ..results.schema import Result
+
+_SLUG_BAD = re.compile(r"[^a-z0-9._-]+")
+
+
+def slugify(text: Any, *, fallback: str) -> str:
+    """A path-safe lower-case name for ``text``; ``fallback`` when nothing usable is left."""
+    if text is None:
+        return fallback
+    slug = _SLUG_BAD.sub("-", str(text).strip().lower())
+    slug = re.sub(r"-{2,}", "-", slug).strip("-.")
+    slug = re.sub(r"\.{2,}", ".", slug)  # never '..': the key must stay inside the folder
+    return slug or fallback
+
+
+def baseline_key(result: Result) -> tuple[str, str, str, str, str]:
+    """The five path parts under which ``result`` is stored (see the module docstring)."""
+    dev = dict(result.environment.device or {})
+    device = slugify(dev.get("module", dev.get("model")), fallback="unknown-device")
+    jp = slugify(dev.get("jetpack"), fallback="unknown")
+    trt = slugify(dev.get("tensorrt"), fallback="unknown")
+    software = f"jp{jp}-trt{trt}"
+    power = slugify(dev.get("power_mode"), fallback="unknown-power-mode")
+    backend = result.environment.backend or result.config.backend
+    run = slugify(
+        f"{backend or 'unknown'}-{result.config.precision or 'unknown'}", fallback="unknown"
+    )
+    sha = (result.model.sha256 or "")[:12] or None
+    model = slugify(result.model.name or sha, fallback="unknown-model")
+    return device, software, power, run, model
+
+
+def baseline_path(result: Result, to_dir: str | os.PathLike[str]) -> Path:
+    """Where :func:`record_baseline` stores ``result`` under ``to_dir``."""
+    *folders, model = baseline_key(result)
+    return Path(to_dir).joinpath(*folders, f"{model}.json")
+
+
+def record_baseline(
+    result: Result | str | os.PathLike[str],
+    *,
+    to_dir: str | os.PathLike[str],
+    replace: bool = False,
+) -> Path:
+    """Store ``result`` (or the result file at that path) as the baseline for its key.
+
+    Refuses to overwrite an existing baseline unless ``replace``; when replacing, the previous
+    file is first copied to ``<model>.<UTC timestamp>.json`` beside it. Both writes are atomic, so
+    the baseline path always holds a complete file. Returns the path written.
+    """
+    res = result if isinstance(result, Result) else load_result(result)
+    path = baseline_path(res, to_dir)
+    if path.exists():
+        if not replace:
+            raise BaselineExistsError(
+                f"a baseline already exists at {path}",
+                fix="pass --replace to replace it (the old one is kept beside it, timestamped)",
+            )
+        _keep_previous(path)
+    save_result(res, path)
+    return path
+
+
+def find_baseline(result: Result, baseline_dir: str | os.PathLike[str]) -> Path | None:
+    """The baseline recorded for ``result``'s key under ``baseline_dir``, or None."""
+    path = baseline_path(result, baseline_dir)
+    return path if path.is_file() else None
+
+
+def _keep_previous(path: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = path.name[: -len(".json")]
+    backup = path.with_name(f"{stem}.{stamp}.json")
+    n = 1
+    while backup.exists():  # two replacements within one second
+        backup = path.with_name(f"{stem}.{stamp}-{n}.json")
+        n += 1
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(
+            f"cannot read the existing baseline {path}",
+            why=exc.strerror or str(exc),
+            fix="check its permissions",
+        ) from exc
+    return atomic_write_bytes(backup, data)

@@ -1,0 +1,182 @@
+"""Trends over the history: one series per device/model/precision/backend, and its step changes.
+
+Runs of different devices, models, precisions or backends are never mixed into one series: a
+step between an FP16 and an INT8 run is not a regression. Within a series, the change-point test
+of :func:`orinbench.bench.stats.change_points` (binary segmentation on a standardised CUSUM
+statistic, noise from the first differences) finds the runs where a step change of the mean began.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._io import atomic_write_bytes, atomic_write_text
+from ..bench.stats import CHANGE_POINT_THRESHOLD, change_points
+from ..errors import UsageError
+from .store import HistoryRow
+
+if TYPE_CHECKING:
+    from ..report.plots import Plot
+
+#: the metric shown and checked when none is named
+DEFAULT_METRIC = "latency.p99_ms"
+#: fewest runs on each side of a step (the change-point test's ``min_size``)
+DEFAULT_MIN_RUNS = 3
+
+
+@dataclass(frozen=True, order=True)
+class SeriesKey:
+    """What must be equal for two runs to belong to one trend."""
+
+    device: str
+    model: str
+    precision: str
+    backend: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} · {self.precision} · {self.backend} · {self.device}"
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """A step change of ``metric`` in one series, beginning at run ``run_id``.
+
+    ``before`` and ``after`` are the means of the segments on each side of the step (each segment
+    runs to the neighbouring step or to the end of the series).
+    """
+
+    series: SeriesKey
+    metric: str
+    run_id: int
+    index: int
+    before: float
+    after: float
+
+    @property
+    def delta_pct(self) -> float:
+        return (self.after - self.before) / self.before * 100.0 if self.before else float("nan")
+
+    def describe(self) -> str:
+        return (
+            f"step change in {self.metric} at run {self.run_id} ({self.series.label}): "
+            f"{self.before:.4g} -> {self.after:.4g} ({self.delta_pct:+.1f}%)"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id,
+            "metric": self.metric,
+            "series": self.series.label,
+            "before": self.before,
+            "after": self.after,
+            "delta_pct": self.delta_pct,
+        }
+
+
+def series_key(row: HistoryRow) -> SeriesKey:
+    return SeriesKey(row.device, row.model, row.precision, row.backend)
+
+
+def group_series(rows: Sequence[HistoryRow], metric: str) -> dict[SeriesKey, list[HistoryRow]]:
+    """Rows that have ``metric``, grouped by :class:`SeriesKey`, each group in the rows' order."""
+    out: dict[SeriesKey, list[HistoryRow]] = {}
+    for r in rows:
+        if r.metric(metric) is not None:
+            out.setdefault(series_key(r), []).append(r)
+    return out
+
+
+def find_step_changes(
+    rows: Sequence[HistoryRow],
+    metric: str = DEFAULT_METRIC,
+    *,
+    min_runs: int = DEFAULT_MIN_RUNS,
+    threshold: float = CHANGE_POINT_THRESHOLD,
+) -> list[StepChange]:
+    """Every step change of ``metric`` in each series of ``rows`` (which must be oldest first)."""
+    found: list[StepChange] = []
+    for key, group in sorted(group_series(rows, metric).items()):
+        values = np.array([r.metric(metric) for r in group], dtype=float)
+        steps = change_points(values, min_size=min_runs, threshold=threshold)
+        bounds = [0, *steps, values.size]
+        for i, s in enumerate(steps, start=1):
+            found.append(
+                StepChange(
+                    series=key,
+                    metric=metric,
+                    run_id=group[s].run_id,
+                    index=s,
+                    before=float(values[bounds[i - 1] : s].mean()),
+                    after=float(values[s : bounds[i + 1]].mean()),
+                )
+            )
+    return found
+
+
+def trend_plot(
+    rows: Sequence[HistoryRow],
+    metric: str = DEFAULT_METRIC,
+    *,
+    steps: Sequence[StepChange] | None = None,
+    title: str | None = None,
+) -> Plot:
+    """The trend of ``metric`` as a PNG plot (needs matplotlib: the ``report`` extra)."""
+    # imported here: report/ imports this module, and plots are only needed for --plot
+    from ..report.plots import TrendLine, parse_time, trend
+
+    groups = group_series(rows, metric)
+    if not groups:
+        have = sorted({m for r in rows for m in r.metrics})
+        hint = ", ".join(have[:8]) + (" ..." if len(have) > 8 else "")
+        raise UsageError(
+            f"no run in the selection has the metric '{metric}'",
+            fix=f"choose one of: {hint}" if have else "record runs first (orinbench bench ...)",
+        )
+    if steps is None:
+        steps = find_step_changes(rows, metric)
+    lines = []
+    for key, group in sorted(groups.items()):
+        idx = {r.run_id: i for i, r in enumerate(group)}
+        lines.append(
+            TrendLine(
+                label=key.label,
+                times=[parse_time(r.created_utc) or parse_time(r.recorded_utc) for r in group],
+                values=[float(r.metric(metric) or 0.0) for r in group],
+                run_ids=[r.run_id for r in group],
+                steps=sorted(idx[s.run_id] for s in steps if s.series == key and s.run_id in idx),
+            )
+        )
+    return trend(lines, metric=metric, key="trend", title=title or f"{metric} over runs")
+
+
+def write_trend(
+    path: str | os.PathLike[str],
+    rows: Sequence[HistoryRow],
+    metric: str = DEFAULT_METRIC,
+    *,
+    steps: Sequence[StepChange] | None = None,
+) -> Path:
+    """Write the trend plot to ``path``: ``.png``, or ``.html`` (a self-contained page)."""
+    from ..report.html import standalone_plot_page
+
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in (".png", ".html", ".htm"):
+        raise UsageError(
+            f"cannot tell the format of {target} from its suffix",
+            fix="name the output trend.png or trend.html",
+        )
+    if steps is None:
+        steps = find_step_changes(rows, metric)
+    plot = trend_plot(rows, metric, steps=steps)
+    if suffix == ".png":
+        return atomic_write_bytes(target, plot.png)
+    notes = [s.describe() for s in steps]
+    return atomic_write_text(target, standalone_plot_page(plot, notes=notes))

@@ -1,0 +1,181 @@
+"""Input shapes: ``--shape NAME:1x3x224x224`` parsing and resolving a model's dynamic dimensions.
+
+A model input's shape holds ints for static dims and names (or ``"?"``) for dynamic ones (see
+:class:`~orinbench.results.schema.TensorSpec`). Benchmarking needs every dim concrete, so each
+dynamic dim must be given by the user; a dim *name* given a value through one input's override is
+taken for the other inputs that share that name (``batch`` in ``images`` and ``lidar``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from ..errors import ShapeError, UsageError
+from ..results.schema import TensorSpec
+
+#: stands for a dimension that has neither a value nor a name in the model
+UNKNOWN_DIM = "?"
+#: stands for a tensor whose rank itself is unknown
+UNKNOWN_RANK = "..."
+
+
+def format_shape(shape: Iterable[int | str]) -> str:
+    """``(1, 'batch', 3)`` -> ``"1x<batch>x3"``: the ``--shape`` syntax, names in angle brackets."""
+    return "x".join(str(d) if isinstance(d, int) else f"<{d}>" for d in shape)
+
+
+def parse_shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    """Parse ``"NAME:1x3x320x320"`` into ``("NAME", (1, 3, 320, 320))``.
+
+    The name may itself contain ``:`` (TensorFlow-style ``input:0``); the last ``:`` separates it.
+    ``"NAME:"`` (nothing after the colon) is a scalar. Every dim must be a non-negative integer.
+    """
+    name, sep, dims = text.rpartition(":")
+    if not sep or not name:
+        raise UsageError(
+            f"bad --shape {text!r}",
+            why="expected NAME:DIMS",
+            fix="write it as NAME:1x3x224x224 (input name, colon, dims separated by x)",
+        )
+    if dims.strip() == "":
+        return name, ()
+    parts = dims.lower().split("x")
+    values: list[int] = []
+    for part in parts:
+        part = part.strip()
+        if not part.isdigit():
+            raise UsageError(
+                f"bad --shape {text!r}",
+                why=f"dimension {part!r} is not a non-negative integer",
+                fix=f"write it as {name}:1x3x224x224 (dims separated by x)",
+            )
+        values.append(int(part))
+    return name, tuple(values)
+
+
+def parse_shape_args(texts: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """Parse several ``--shape`` values; naming the same input twice is an error."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for text in texts:
+        name, dims = parse_shape_arg(text)
+        if name in shapes:
+            raise UsageError(
+                f"--shape names input {name!r} twice", fix="give one --shape per input"
+            )
+        shapes[name] = dims
+    return shapes
+
+
+def _shape_fix(spec: TensorSpec) -> str:
+    if spec.is_static:
+        return f"pass --shape {spec.name}:{format_shape(spec.shape)}, or leave that input out"
+    return f"pass --shape {spec.name}:{format_shape(spec.shape)} with each <name> set to a number"
+
+
+def _check_override(spec: TensorSpec, override: Sequence[int]) -> tuple[int, ...]:
+    dims = tuple(override)
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+            raise ShapeError(
+                f"shape {list(dims)} for input {spec.name!r} is invalid",
+                why=f"{d!r} is not a non-negative integer",
+                fix=_shape_fix(spec),
+            )
+    if spec.shape == (UNKNOWN_RANK,):
+        return dims
+    if len(dims) != len(spec.shape):
+        raise ShapeError(
+            f"shape {format_shape(dims)} for input {spec.name!r} has rank {len(dims)}",
+            why=f"the model's input has rank {len(spec.shape)} ({format_shape(spec.shape)})",
+            fix=_shape_fix(spec),
+        )
+    for axis, (want, got) in enumerate(zip(spec.shape, dims, strict=True)):
+        if isinstance(want, int) and want != got:
+            raise ShapeError(
+                f"shape {format_shape(dims)} for input {spec.name!r} disagrees with the model",
+                why=f"axis {axis} is fixed to {want} in the model, not {got}",
+                fix=_shape_fix(spec),
+            )
+    return dims
+
+
+def _bind_dim_names(
+    inputs: Sequence[TensorSpec], checked: Mapping[str, tuple[int, ...]]
+) -> dict[str, int]:
+    """Dim name -> value, learned from the overrides; names bound to two values are dropped."""
+    bound: dict[str, int] = {}
+    conflicting: set[str] = set()
+    for spec in inputs:
+        dims = checked.get(spec.name)
+        if dims is None or spec.shape == (UNKNOWN_RANK,):
+            continue
+        for want, got in zip(spec.shape, dims, strict=True):
+            if isinstance(want, str) and want != UNKNOWN_DIM and bound.setdefault(want, got) != got:
+                conflicting.add(want)
+    return {k: v for k, v in bound.items() if k not in conflicting}
+
+
+def resolve_partial(
+    inputs: Sequence[TensorSpec], overrides: Mapping[str, Sequence[int]]
+) -> dict[str, tuple[int | str, ...]]:
+    """Apply ``overrides`` (checked) and shared dim names; dims left unknown stay as names.
+
+    Used by inspection, which can still count what is known; :func:`resolve_input_shapes` is the
+    strict form that needs every dim.
+    """
+    by_name = {spec.name: spec for spec in inputs}
+    for name in overrides:
+        if name not in by_name:
+            known = ", ".join(repr(s.name) for s in inputs) or "none"
+            raise ShapeError(
+                f"--shape names input {name!r}, which the model does not have",
+                why=f"its inputs are {known}",
+                fix="use one of those names",
+            )
+    checked = {name: _check_override(by_name[name], dims) for name, dims in overrides.items()}
+    bound = _bind_dim_names(inputs, checked)
+    resolved: dict[str, tuple[int | str, ...]] = {}
+    for spec in inputs:
+        if spec.name in checked:
+            resolved[spec.name] = checked[spec.name]
+        else:
+            resolved[spec.name] = tuple(
+                bound.get(d, d) if isinstance(d, str) else d for d in spec.shape
+            )
+    return resolved
+
+
+def resolve_input_shapes(
+    inputs: Sequence[TensorSpec], overrides: Mapping[str, Sequence[int]]
+) -> dict[str, tuple[int, ...]]:
+    """Concrete shape of every input: static dims from the model, dynamic dims from ``overrides``.
+
+    Raises :class:`ShapeError` naming the input and the dimension when a dynamic dim has no value,
+    when an override's rank or a static dim disagrees with the model, and when an override names
+    an input the model does not have.
+    """
+    partial = resolve_partial(inputs, overrides)
+    out: dict[str, tuple[int, ...]] = {}
+    for spec in inputs:
+        dims = partial[spec.name]
+        if dims == (UNKNOWN_RANK,):
+            raise ShapeError(
+                f"input {spec.name!r} has an unknown rank",
+                why="the model does not declare its shape",
+                fix=f"pass --shape {spec.name}:1x3x224x224 (its full shape)",
+            )
+        for axis, d in enumerate(dims):
+            if isinstance(d, str):
+                label = (
+                    f"unnamed dimension (axis {axis})"
+                    if d == UNKNOWN_DIM
+                    else (f"dimension {d!r} (axis {axis})")
+                )
+                raise ShapeError(
+                    f"input {spec.name!r} has a dynamic {label} and no shape was given",
+                    why="benchmarking needs every dimension fixed",
+                    fix=f"pass --shape {spec.name}:{format_shape(dims)} with <{d}> replaced by "
+                    "a number",
+                )
+        out[spec.name] = tuple(int(d) for d in dims)
+    return out

@@ -1,0 +1,483 @@
+"""Explicit INT8: a Q/DQ ONNX model made with ONNX Runtime's static quantization, off the device.
+
+TensorRT 10 deprecates implicit calibration and TensorRT 11 removes it; the replacement is an ONNX
+model with QuantizeLinear/DequantizeLinear pairs that TensorRT builds as explicit INT8. This module
+makes one with ``onnxruntime.quantization.quantize_static`` on the CPU, in the form TensorRT wants:
+
+* QDQ format; activations and weights INT8 and *symmetric* (zero point 0: TensorRT supports no
+  other), weights per output channel (``Conv`` axis 0, ``ConvTranspose`` axis 1), stored as float
+  with a Q/DQ pair (``AddQDQPairToWeight``), bias left in float (TensorRT quantizes it itself);
+* Q/DQ on the *inputs* of the compute-heavy ops only (``Conv``, ``ConvTranspose``, ``MatMul``,
+  ``Gemm`` by default) and not on their outputs, following TensorRT's Q/DQ placement advice: it
+  fuses bias, activation and the next layer's quantize itself;
+* calibration by entropy (histograms of |x|, like TensorRT's entropy calibrator), a percentile of
+  |x|, or min/max;
+* ONNX Runtime's recommended pre-processing first (``quant_pre_process``: basic graph
+  optimisation, which folds BatchNorm into Conv before the weights are quantized, and shape
+  inference; symbolic shape inference too when sympy is installed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import fnmatch
+import inspect
+import io
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .. import _lazy
+from .._io import atomic_write_bytes
+from ..calib.dataset import CalibrationDataset, open_dataset
+from ..calib.specs import io_specs
+from ..errors import CalibrationError, ModelError, UsageError
+from ..model.load import load_model
+
+#: calibration methods of ``quantize_qdq`` (names of onnxruntime's CalibrationMethod)
+METHODS: dict[str, str] = {"entropy": "Entropy", "percentile": "Percentile", "minmax": "MinMax"}
+#: ops whose inputs get Q/DQ by default: the ones TensorRT runs in INT8 with a speed-up
+DEFAULT_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+#: percentile of |x| kept by ``method="percentile"``
+DEFAULT_PERCENTILE = 99.999
+#: histogram of the entropy and percentile calibrators: 2048 bins over [-max|x|, max|x|], and
+#: the 128 levels of one sign of INT8 that entropy calibration fits (TensorRT's numbers)
+ENTROPY_BINS = 2048
+ENTROPY_QUANTIZED_BINS = 128
+#: samples per ``collect_data`` call: bounds the activations ONNX Runtime holds at once
+CALIBRATION_CHUNK = 16
+#: per-channel weight axis of the ops that have one
+PER_CHANNEL_AXIS: dict[str, int] = {"Conv": 0, "ConvTranspose": 1}
+
+
+@dataclass(frozen=True)
+class Excludes:
+    """Nodes to keep in float, by exact name and by op type."""
+
+    nodes: tuple[str, ...] = ()
+    op_types: tuple[str, ...] = ()
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """onnxruntime.quantization logs advice through the root logger and prints its calibration
+    progress; neither belongs on orinbench's stdout (which may carry JSON)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def prune_opset_imports(model: onnx.ModelProto) -> int:
+    """Drop opset imports of domains no node uses (ORT's optimiser adds a dozen); returns count."""
+    used = {n.domain or "" for n in model.graph.node} | {"", "ai.onnx"}
+    keep = [o for o in model.opset_import if (o.domain or "") in used]
+    dropped = len(model.opset_import) - len(keep)
+    if dropped:
+        del model.opset_import[:]
+        model.opset_import.extend(keep)
+    return dropped
+
+
+def _describe(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+
+
+def name_unnamed_nodes(model: onnx.ModelProto) -> int:
+    """Give every unnamed node a stable name (``<OpType>_<index>``): exclusion works by name."""
+    used = {n.name for n in model.graph.node if n.name}
+    named = 0
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            candidate = f"{node.op_type}_{i}"
+            while candidate in used:
+                candidate += "_"
+            node.name = candidate
+            used.add(candidate)
+            named += 1
+    return named
+
+
+def preprocess(model_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+    """ONNX Runtime's pre-processing for quantization, then names for unnamed nodes.
+
+    Symbolic shape inference needs sympy; without it (or when it fails on the model) the step runs
+    with ONNX shape inference only, which is enough for convolutional networks.
+    """
+    quant_pre_process = _lazy.require("onnxruntime.quantization.shape_inference").quant_pre_process
+    attempts = [False, True] if _lazy.is_available("sympy") else [True]
+    last: BaseException | None = None
+    for skip_symbolic in attempts:
+        try:
+            with _quiet():
+                quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=skip_symbolic)
+            break
+        except Exception as exc:  # ORT's optimiser and the shape inferences raise many types
+            last = exc
+    else:
+        raise ModelError(
+            f"ONNX Runtime cannot pre-process {model_path} for quantization",
+            why=_describe(last) if last else None,
+            fix="check the model with 'orinbench inspect'; re-export it with a current opset",
+        )
+    model = onnx.load(str(out_path))
+    if name_unnamed_nodes(model):
+        onnx.save(model, str(out_path))
+    return Path(out_path)
+
+
+def split_excludes(model: onnx.ModelProto, tokens: Iterable[str]) -> Excludes:
+    """Split ``--exclude`` values into op types and node names/globs.
+
+    A value that is an op type of ``model`` (``Softmax``) and no node's name is an op type; every
+    other value is a node name or a glob over node names (``heads.*``), which
+    :func:`match_nodes` checks when the model is quantized.
+    """
+    names = {n.name for n in model.graph.node}
+    op_types = {n.op_type for n in model.graph.node}
+    nodes: list[str] = []
+    ops: list[str] = []
+    for token in tokens:
+        (ops if token in op_types and token not in names else nodes).append(token)
+    return Excludes(tuple(dict.fromkeys(nodes)), tuple(dict.fromkeys(ops)))
+
+
+def match_nodes(patterns: Iterable[str], names: Sequence[str], *, source: str) -> list[str]:
+    """Node names matched by exact names or globs; one matching nothing is a one-line error."""
+    found: list[str] = []
+    for pattern in patterns:
+        if pattern in names:
+            found.append(pattern)
+            continue
+        hits = fnmatch.filter(names, pattern) if any(c in pattern for c in "*?[") else []
+        if not hits:
+            close = difflib.get_close_matches(pattern, list(names), n=3)
+            raise UsageError(
+                f"--exclude '{pattern}' matches no node of {source}",
+                why=f"did you mean {', '.join(close)}?" if close else None,
+                fix="pass an exact node name, a glob such as 'heads.*', or an op type "
+                "(node names: 'orinbench inspect MODEL --nodes')",
+            )
+        found.extend(hits)
+    return list(dict.fromkeys(found))
+
+
+def quantizable_nodes(
+    model: onnx.ModelProto, op_types: Sequence[str] = DEFAULT_OP_TYPES
+) -> list[str]:
+    """Names of the nodes ``quantize_qdq`` would quantize (in graph order)."""
+    wanted = set(op_types)
+    return [n.name for n in model.graph.node if n.op_type in wanted and n.name]
+
+
+def _reader(feeds: Iterable[dict[str, Any]], count: int) -> Any:
+    base = _lazy.require("onnxruntime.quantization").CalibrationDataReader
+
+    class _DatasetReader(base):  # type: ignore[misc, valid-type]
+        """Feeds validated samples to ONNX Runtime's calibrator, one per call."""
+
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self._it, None)
+
+        def __len__(self) -> int:
+            return count
+
+    return _DatasetReader()
+
+
+def supports_precomputed_ranges() -> bool:
+    """Whether quantize_static takes precomputed ranges (``calibration_cache_path`` and
+    ``save_tensors_data``, in recent onnxruntime); older ones calibrate inside quantize_static."""
+    qz = _lazy.require("onnxruntime.quantization")
+    params = inspect.signature(qz.quantize_static).parameters
+    return "calibration_cache_path" in params and hasattr(qz, "save_tensors_data")
+
+
+def calibrate_ranges(
+    model_path: str | os.PathLike[str],
+    *,
+    dataset: CalibrationDataset,
+    method: str = "entropy",
+    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    percentile: float = DEFAULT_PERCENTILE,
+    max_samples: int | None = None,
+) -> Any:
+    """Run ONNX Runtime's calibrator over the samples; returns its ranges (``TensorsData``).
+
+    Unlike ``quantize_static``'s built-in calibration, whose entropy histogram has 128 bins for
+    128 quantized levels (a single candidate threshold: the maximum), entropy here uses
+    :data:`ENTROPY_BINS` bins of the symmetric range and searches the threshold over them, as
+    TensorRT's entropy calibrator does. Samples go in chunks of :data:`CALIBRATION_CHUNK`, so the
+    activations ONNX Runtime keeps for its histograms do not grow with the dataset.
+    """
+    qz = _lazy.require("onnxruntime.quantization")
+    extra: dict[str, Any] = {"symmetric": True}
+    if method == "entropy":
+        extra.update(num_bins=ENTROPY_BINS, num_quantized_bins=ENTROPY_QUANTIZED_BINS)
+    elif method == "percentile":
+        extra.update(num_bins=ENTROPY_BINS, percentile=float(percentile))
+    with tempfile.TemporaryDirectory(prefix="orinbench-calib-") as tmp:
+        try:
+            with _quiet():
+                calibrator = qz.create_calibrator(
+                    Path(model_path),
+                    list(op_types),
+                    augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                    calibrate_method=getattr(qz.CalibrationMethod, METHODS[method]),
+                    extra_options=extra,
+                )
+                chunk: list[dict[str, Any]] = []
+                for feed in dataset.feeds(max_samples):
+                    chunk.append(feed)
+                    if len(chunk) == CALIBRATION_CHUNK:
+                        calibrator.collect_data(_reader(chunk, len(chunk)))
+                        chunk = []
+                if chunk:
+                    calibrator.collect_data(_reader(chunk, len(chunk)))
+                return calibrator.compute_data()
+        except CalibrationError:
+            raise
+        except Exception as exc:  # ORT raises ValueError, RuntimeError and its own types
+            raise ModelError(
+                f"ONNX Runtime could not calibrate {model_path}",
+                why=_describe(exc),
+                fix="check that the model runs with 'orinbench bench --backend onnxruntime'",
+            ) from exc
+
+
+def quantize_qdq(
+    model_path: str | os.PathLike[str],
+    *,
+    data: CalibrationDataset | str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    method: str = "entropy",
+    per_channel: bool = True,
+    exclude_nodes: Sequence[str] = (),
+    exclude_op_types: Sequence[str] = (),
+    max_samples: int | None = None,
+    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    only_nodes: Sequence[str] | None = None,
+    percentile: float = DEFAULT_PERCENTILE,
+    preprocess_model: bool = True,
+    tensor_ranges: Any = None,
+) -> Path:
+    """Write an explicitly quantized (Q/DQ, INT8) copy of ``model_path`` to ``out_path``.
+
+    ``data`` is a validated :class:`CalibrationDataset` or anything :func:`open_dataset` takes.
+    ``exclude_nodes`` (exact names or globs) and ``exclude_op_types`` stay in float;
+    ``only_nodes``, when given, restricts quantization to those nodes. ``preprocess_model=False``
+    skips ONNX Runtime's pre-processing (for a model that went through :func:`preprocess`).
+    ``tensor_ranges`` (from :func:`calibrate_ranges` on the same pre-processed model) skips the
+    calibration, so that several quantizations of one model share one. The output is written
+    atomically; returns its path.
+    """
+    if method not in METHODS:
+        raise UsageError(
+            f"unknown calibration method '{method}'", fix=f"use one of {', '.join(METHODS)}"
+        )
+    if not 0 < percentile <= 100:
+        raise UsageError(f"percentile {percentile} is out of (0, 100]", fix="pass e.g. 99.999")
+    qz = _lazy.require("onnxruntime.quantization")
+    src = Path(model_path)
+    model = load_model(src)
+    inputs, _ = io_specs(model)
+    dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
+
+    with tempfile.TemporaryDirectory(prefix="orinbench-qdq-") as tmp:
+        work = Path(tmp) / "model.onnx"
+        if preprocess_model:
+            preprocess(src, work)
+        else:
+            name_unnamed_nodes(model)
+            onnx.save(model, str(work))
+        prepared = onnx.load(str(work))
+        # names of the original model count too: a node that pre-processing fused away
+        # (BatchNorm into Conv) needs no exclusion, but naming it is no mistake
+        known = list(
+            dict.fromkeys(
+                [n.name for n in prepared.graph.node if n.name]
+                + [n.name for n in model.graph.node if n.name]
+            )
+        )
+        excl = set(match_nodes(exclude_nodes, known, source=str(src)))
+        excl.update(n.name for n in prepared.graph.node if n.op_type in set(exclude_op_types))
+        extra: dict[str, Any] = {
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "CalibTensorRangeSymmetric": True,
+            "QuantizeBias": False,
+            "AddQDQPairToWeight": True,
+            "OpTypesToExcludeOutputQuantization": list(op_types),
+            "QDQOpTypePerChannelSupportToAxis": dict(PER_CHANNEL_AXIS),
+        }
+        if method == "percentile":
+            extra["CalibPercentile"] = float(percentile)
+        if supports_precomputed_ranges():
+            ranges = tensor_ranges
+            if ranges is None:
+                ranges = calibrate_ranges(
+                    work,
+                    dataset=dataset,
+                    method=method,
+                    op_types=op_types,
+                    percentile=percentile,
+                    max_samples=max_samples,
+                )
+            cache = Path(tmp) / "ranges.json"
+            qz.save_tensors_data(ranges, cache)
+            calib: dict[str, Any] = {
+                "calibration_data_reader": None,
+                "calibration_cache_path": str(cache),
+            }
+        else:  # an older onnxruntime calibrates inside quantize_static, with its own defaults
+            used = dataset.count if max_samples is None else min(dataset.count, max_samples)
+            calib = {"calibration_data_reader": _reader(dataset.feeds(max_samples), used)}
+        out_tmp = Path(tmp) / "quantized.onnx"
+        try:
+            with _quiet():
+                qz.quantize_static(
+                    str(work),
+                    str(out_tmp),
+                    quant_format=qz.QuantFormat.QDQ,
+                    op_types_to_quantize=list(op_types),
+                    per_channel=per_channel,
+                    reduce_range=False,
+                    activation_type=qz.QuantType.QInt8,
+                    weight_type=qz.QuantType.QInt8,
+                    nodes_to_quantize=list(only_nodes) if only_nodes is not None else None,
+                    nodes_to_exclude=sorted(excl),
+                    calibrate_method=getattr(qz.CalibrationMethod, METHODS[method]),
+                    extra_options=extra,
+                    **calib,
+                )
+        except CalibrationError:
+            raise
+        except Exception as exc:  # ORT's quantizer raises ValueError, RuntimeError, its own types
+            raise ModelError(
+                f"ONNX Runtime could not quantize {src}",
+                why=_describe(exc),
+                fix="try --method minmax, or --exclude the node the message names",
+            ) from exc
+        result = onnx.load(str(out_tmp))
+        prune_opset_imports(result)
+        return atomic_write_bytes(out_path, result.SerializeToString())
+
+
+@dataclass(frozen=True)
+class QdqSummary:
+    """What a Q/DQ model holds: its Q/DQ node count and which compute nodes are quantized."""
+
+    quantize_nodes: int
+    dequantize_nodes: int
+    quantized: tuple[str, ...]
+    float_nodes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quantize_nodes": self.quantize_nodes,
+            "dequantize_nodes": self.dequantize_nodes,
+            "quantized": list(self.quantized),
+            "float": list(self.float_nodes),
+        }
+
+
+def summarize_qdq(
+    path: str | os.PathLike[str], *, op_types: Sequence[str] = DEFAULT_OP_TYPES
+) -> QdqSummary:
+    """Count Q/DQ nodes and list the ``op_types`` nodes whose activation input is dequantized."""
+    model = load_model(path, load_external_data=False)
+    producers = {out: n for n in model.graph.node for out in n.output}
+    quantized: list[str] = []
+    floats: list[str] = []
+    for n in model.graph.node:
+        if n.op_type not in op_types:
+            continue
+        first = producers.get(n.input[0]) if n.input else None
+        (quantized if first is not None and first.op_type == "DequantizeLinear" else floats).append(
+            n.name
+        )
+    return QdqSummary(
+        quantize_nodes=sum(1 for n in model.graph.node if n.op_type == "QuantizeLinear"),
+        dequantize_nodes=sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear"),
+        quantized=tuple(quantized),
+        float_nodes=tuple(floats),
+    )
+
+
+@dataclass(frozen=True)
+class QuantizeRun:
+    """What ``orinbench quantize`` did: the output, the data used, the time taken, the result."""
+
+    out_path: Path
+    method: str
+    sample_count: int
+    data_source: str
+    validate_s: float
+    quantize_s: float
+    summary: QdqSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out_path),
+            "method": self.method,
+            "sample_count": self.sample_count,
+            "data": self.data_source,
+            "validate_s": self.validate_s,
+            "quantize_s": self.quantize_s,
+            **self.summary.to_dict(),
+        }
+
+
+def run_quantize(
+    model_path: str | os.PathLike[str],
+    *,
+    data: CalibrationDataset | str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    max_samples: int | None = None,
+    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    **options: Any,
+) -> QuantizeRun:
+    """:func:`quantize_qdq` with the dataset validated first and both steps timed.
+
+    ``options`` are :func:`quantize_qdq`'s other keywords (method, per_channel, exclude_nodes,
+    exclude_op_types, percentile, only_nodes, preprocess_model, tensor_ranges).
+    """
+    t0 = time.perf_counter()
+    inputs, _ = io_specs(load_model(model_path, load_external_data=False))
+    dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
+    t1 = time.perf_counter()
+    out = quantize_qdq(
+        model_path,
+        data=dataset,
+        out_path=out_path,
+        max_samples=max_samples,
+        op_types=op_types,
+        **options,
+    )
+    t2 = time.perf_counter()
+    used = dataset.count if max_samples is None else min(dataset.count, max_samples)
+    return QuantizeRun(
+        out_path=out,
+        method=str(options.get("method", "entropy")),
+        sample_count=used,
+        data_source=dataset.source,
+        validate_s=t1 - t0,
+        quantize_s=t2 - t1,
+        summary=summarize_qdq(out, op_types=op_types),
+    )

@@ -1,0 +1,152 @@
+"""Architecture rules that keep orinbench importable everywhere and its core free of the CLI."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "orinbench"
+OPTIONAL = ("tensorrt", "pycuda", "jtop", "onnxruntime", "pynvml", "matplotlib")
+
+_BLOCKER = textwrap.dedent(
+    f"""
+    import importlib.abc, sys
+    BLOCKED = {OPTIONAL!r}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"blocked for the test: {{name}}")
+            return None
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+def _run_blocked(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCKER + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _modules() -> list[str]:
+    out = []
+    for p in sorted(PKG.rglob("*.py")):
+        rel = p.relative_to(PKG.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__main__":
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out.append(".".join(parts))
+    return out
+
+
+def test_every_module_imports_without_optional_runtimes() -> None:
+    mods = _modules()
+    proc = _run_blocked(
+        f"""
+        import importlib
+        for m in {mods!r}:
+            importlib.import_module(m)
+        leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+        assert not leaked, leaked
+        print("ok", len({mods!r}))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("ok")
+
+
+def test_cli_help_and_a_cpu_command_work_without_optional_runtimes() -> None:
+    proc = _run_blocked(
+        """
+        from orinbench.cli.main import main
+        try:
+            main(["--help"])
+        except SystemExit as e:
+            assert e.code == 0
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "bench" in proc.stdout
+
+
+def test_bench_without_onnxruntime_says_how_to_install_it(conv_model: Path) -> None:
+    proc = _run_blocked(
+        f"""
+        from orinbench.cli.main import main
+        sys.exit(main(["bench", {str(conv_model)!r}, "--iterations", "5", "--power", "none",
+                       "--no-history"]))
+        """
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "orinbench[ort]" in lines[0]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    pkg = ".".join(path.relative_to(PKG.parent).with_suffix("").parts[:-1])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join([*base, node.module] if node.module else base)
+            else:
+                mod = node.module or ""
+            found.add(mod)
+    return found
+
+
+def test_core_never_imports_the_cli() -> None:
+    offenders = []
+    for p in PKG.rglob("*.py"):
+        if "cli" in p.relative_to(PKG).parts or p.name == "__main__.py":
+            continue
+        if any(m == "orinbench.cli" or m.startswith("orinbench.cli.") for m in _imports(p)):
+            offenders.append(str(p))
+    assert not offenders
+
+
+def test_optional_runtimes_are_imported_only_in_lazy() -> None:
+    offenders = []
+    for p in PKG.rglob("*.py"):
+        if p.name == "_lazy.py":
+            continue
+        for m in _imports(p):
+            if m.split(".")[0] in OPTIONAL:
+                offenders.append(f"{p.relative_to(PKG)}: {m}")
+    assert not offenders
+
+
+def test_no_print_or_exit_below_the_cli() -> None:
+    offenders = []
+    for p in PKG.rglob("*.py"):
+        if "cli" in p.relative_to(PKG).parts or p.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = (
+                    f.id
+                    if isinstance(f, ast.Name)
+                    else (
+                        f"{getattr(f.value, 'id', '')}.{f.attr}"
+                        if isinstance(f, ast.Attribute)
+                        else ""
+                    )
+                )
+                if name in ("print", "sys.exit", "exit", "quit", "os._exit"):
+                    offenders.append(f"{p.relative_to(PKG)}:{node.lineno} {name}")
+    assert not offenders

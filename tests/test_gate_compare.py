@@ -1,0 +1,224 @@
+"""Baseline comparison: tolerance AND significance, fail-closed verdicts, environment checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _gate_results import JETSON, latency_samples, make_result
+
+from orinbench.errors import ExitCode, IncomparableError, UsageError
+from orinbench.gate import compare, gate, parse_targets
+from orinbench.gate.compare import (
+    COMPARABILITY_KEYS,
+    check_comparable,
+    default_tolerance,
+    direction,
+    environment_differences,
+)
+
+
+def statuses(verdicts: list) -> dict[str, str]:
+    return {v.metric: v.status for v in verdicts}
+
+
+BASE = make_result(seed=1)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_noise_is_unchanged(seed: int) -> None:
+    got = statuses(compare(make_result(seed=seed), BASE))
+    assert got == {
+        "latency.p50_ms": "unchanged",
+        "latency.p95_ms": "unchanged",
+        "latency.p99_ms": "unchanged",
+        "throughput.fps": "unchanged",
+    }
+
+
+def test_ten_percent_slower_regresses_everywhere() -> None:
+    slow = make_result(latency_samples(2000, seed=2) * 1.10)
+    verdicts = compare(slow, BASE)
+    assert set(statuses(verdicts).values()) == {"regressed"}
+    p99 = next(v for v in verdicts if v.metric == "latency.p99_ms")
+    assert p99.delta_pct == pytest.approx(10.0, abs=2.0)
+    assert p99.ci is not None and p99.ci[0] > 1.05
+    assert p99.tolerance_pct == pytest.approx(5.0)
+    fps = next(v for v in verdicts if v.metric == "throughput.fps")
+    assert fps.delta_pct is not None and fps.delta_pct < -5 and fps.p_value < 0.05
+
+
+def test_ten_percent_faster_improves() -> None:
+    fast = make_result(latency_samples(2000, seed=2) / 1.10)
+    assert set(statuses(compare(fast, BASE)).values()) == {"improved"}
+
+
+def test_beyond_tolerance_but_not_significant_is_inconclusive() -> None:
+    # few, very noisy samples: the median moves 8 % by chance, the test cannot confirm it
+    rng = np.random.default_rng(5)
+    a = 20.0 * np.exp(0.4 * rng.standard_normal(40))
+    b = a * 1.08 * np.exp(0.05 * rng.standard_normal(40))
+    rng.shuffle(b)
+    v = compare(make_result(b), make_result(a), metrics=["latency.mean_ms"])[0]
+    assert v.delta_pct is not None and v.delta_pct > 5
+    assert v.status == "inconclusive"
+    assert "not significant" in v.message
+
+
+def test_a_real_change_within_tolerance_is_unchanged() -> None:
+    # 2 % slower, highly significant with many samples, but inside the 5 % tolerance
+    r = make_result(latency_samples(2000, seed=2) * 1.02)
+    assert set(statuses(compare(r, BASE)).values()) == {"unchanged"}
+    tight = compare(r, BASE, tolerances={"latency.p50_ms": 0.01})
+    assert statuses(tight)["latency.p50_ms"] == "regressed"
+
+
+def test_too_few_samples_for_p99_is_inconclusive_not_pass() -> None:
+    r = make_result(n=200, seed=2)
+    v = statuses(compare(r, BASE))
+    assert v["latency.p99_ms"] == "inconclusive"
+    assert v["latency.p50_ms"] == "unchanged"
+    msg = next(x.message for x in compare(r, BASE) if x.metric == "latency.p99_ms")
+    assert "368" in msg and "200" in msg
+
+
+def test_missing_raw_samples_is_inconclusive() -> None:
+    r = make_result(seed=2, keep_samples=False)
+    v = compare(r, BASE)
+    assert {x.status for x in v} == {"inconclusive"}
+    assert all("raw" in x.message for x in v)
+
+
+def test_metric_the_result_lacks_is_an_error() -> None:
+    base = make_result(seed=1, power={"mean_w": 30.0, "samples_w": [30.0] * 50})
+    v = statuses(compare(make_result(seed=2), base))
+    assert v["power.mean_w"] == "error"
+
+
+def test_tolerance_table_adds_metrics_and_errors_on_unknown_ones() -> None:
+    v = statuses(
+        compare(
+            make_result(seed=2), BASE, tolerances={"latency.mean_ms": 0.05, "latency.nope_ms": 0.05}
+        )
+    )
+    assert v["latency.mean_ms"] == "unchanged"
+    assert v["latency.nope_ms"] == "error"
+
+
+def test_power_uses_raw_power_samples_when_present() -> None:
+    rng = np.random.default_rng(0)
+    base_w = 30 + rng.normal(0, 0.5, 400)
+    hot_w = 36 + rng.normal(0, 0.5, 400)
+
+    def with_power(w: np.ndarray, seed: int) -> object:
+        trace = {"t_s": list(np.arange(w.size) * 0.05), "total_w": list(w)}
+        return make_result(seed=seed, power={"mean_w": float(w.mean()), "trace": trace})
+
+    v = statuses(compare(with_power(hot_w, 2), with_power(base_w, 1)))
+    assert v["power.mean_w"] == "regressed"
+    # a point estimate without raw samples is never more than inconclusive beyond tolerance
+    no_raw = compare(
+        make_result(seed=2, power={"mean_w": 36.0}),
+        make_result(seed=1, power={"mean_w": 30.0}),
+        tolerances={"power.mean_w": 0.10},
+    )
+    assert statuses(no_raw)["power.mean_w"] == "inconclusive"
+    within = compare(
+        make_result(seed=2, power={"mean_w": 30.5}),
+        make_result(seed=1, power={"mean_w": 30.0}),
+        tolerances={"power.mean_w": 0.10},
+    )
+    assert statuses(within)["power.mean_w"] == "unchanged"
+
+
+def test_directions_and_default_tolerances() -> None:
+    assert direction("latency.p99_ms") == "lower"
+    assert direction("throughput.fps") == "higher"
+    assert direction("power.mean_w") == "lower"
+    assert direction("energy.mj_per_inference") == "lower"
+    assert direction("accuracy.cosine") is None
+    assert default_tolerance("latency.p99_ms") == 0.05
+    assert default_tolerance("power.mean_w") == 0.10
+
+
+# -- environment --------------------------------------------------------------------------------
+
+
+def test_environment_mismatch_lists_each_key_with_both_values() -> None:
+    other = make_result(seed=2, device={**JETSON, "tensorrt": "10.3.0", "power_mode": "30W"})
+    with pytest.raises(IncomparableError) as info:
+        gate(other, baseline=BASE)
+    assert info.value.exit_code == ExitCode.INCOMPARABLE
+    msg = str(info.value)
+    assert "device.tensorrt: result '10.3.0' vs baseline '8.6.2'" in msg
+    assert "device.power_mode: result '30W' vs baseline 'MAXN'" in msg
+    assert "--allow-env-mismatch" in msg and "\n" not in msg
+
+
+def test_precision_and_backend_are_comparability_keys() -> None:
+    diffs = environment_differences(make_result(precision="int8", backend="onnxruntime"), BASE)
+    assert {k for k, _, _ in diffs} == {"precision", "backend"}
+
+
+def test_none_matches_none_but_not_a_value() -> None:
+    off = make_result(seed=2, device=None)
+    assert environment_differences(off, make_result(seed=1, device=None)) == []
+    keys = {k for k, _, _ in environment_differences(off, BASE)}
+    assert keys == {k for k in COMPARABILITY_KEYS if k.startswith("device.")}
+    assert environment_differences(make_result(device={**JETSON, "jetpack": 6.0}), BASE) == []
+
+
+def test_module_may_be_called_model() -> None:
+    dev = {k: v for k, v in JETSON.items() if k != "module"} | {"model": JETSON["module"]}
+    assert environment_differences(make_result(device=dev), BASE) == []
+
+
+def test_model_change_is_not_a_mismatch() -> None:
+    r = make_result(seed=2, sha256="cd" * 32, model_name="bevfusion-tiny")
+    assert check_comparable(r, BASE) == ()
+
+
+def test_allow_env_mismatch_turns_the_error_into_a_warning() -> None:
+    other = make_result(seed=2, device={**JETSON, "l4t": "36.4.0"})
+    report = gate(other, baseline=BASE, allow_env_mismatch=True)
+    assert report.exit_code == 0
+    assert len(report.env_warnings) == 1 and "device.l4t" in report.env_warnings[0]
+    assert "device.l4t" in report.to_text() and "device.l4t" in report.to_markdown()
+
+
+# -- gate() -------------------------------------------------------------------------------------
+
+
+def test_gate_needs_something_to_judge() -> None:
+    with pytest.raises(UsageError):
+        gate(BASE)
+
+
+def test_gate_combines_targets_and_baseline() -> None:
+    t = parse_targets(
+        '"latency.p99_ms" = "< 100"\n"power.mean_w" = "< 60"\n'
+        '[tolerance]\n"latency.p50_ms" = "20%"\n'
+    )
+    r = make_result(latency_samples(2000, seed=2) * 1.10)
+    report = gate(r, targets=t, baseline=BASE)
+    got = {(v.kind, v.metric): v.status for v in report.verdicts}
+    assert got[("target", "latency.p99_ms")] == "pass"
+    assert got[("target", "power.mean_w")] == "error"
+    # the [tolerance] table widened P50's tolerance: 10 % is now within it
+    assert got[("baseline", "latency.p50_ms")] == "unchanged"
+    assert got[("baseline", "latency.p99_ms")] == "regressed"
+    assert report.exit_code == ExitCode.USAGE  # an error outranks a regression
+    missing = next(v for v in report.verdicts if v.metric == "power.mean_w")
+    assert "latency.*" in missing.message and "throughput.*" in missing.message
+
+
+def test_gate_reports_quality_warnings_of_both_results() -> None:
+    noisy = make_result(latency_samples(400, seed=2, sigma=0.4))
+    report = gate(noisy, baseline=make_result(n=100, seed=1))
+    got = {(w.source, w.code) for w in report.warnings}
+    assert ("result", "high-variation") in got
+    assert ("baseline", "few-samples") in got
+
+
+def test_gate_is_deterministic() -> None:
+    r = make_result(seed=2)
+    assert gate(r, baseline=BASE) == gate(r, baseline=BASE)

@@ -1,0 +1,113 @@
+"""Targets files: the format, and errors that name the key and its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orinbench.errors import ExitCode, TargetsError
+from orinbench.gate.targets import Target, load_targets, parse_target, parse_targets
+
+GOOD = """\
+# release targets
+"latency.p50_ms" = "<= 40"
+
+[targets]
+"latency.p99_ms" = "< 80"
+"throughput.fps" = ">12.5"
+power.mean_w = "< 60"          # unquoted dotted key: a nested table in TOML
+"accuracy.cosine" = "== 1"
+"gpu_compute.p95_ms" = ">= 0"
+
+[tolerance]
+"latency.p99_ms" = "5%"
+"power.mean_w" = "12.5 %"
+"""
+
+
+def test_parses_targets_and_tolerances_with_lines() -> None:
+    t = parse_targets(GOOD, source="t.toml")
+    by = {x.metric: x for x in t.targets}
+    assert set(by) == {
+        "latency.p50_ms", "latency.p99_ms", "throughput.fps", "power.mean_w",
+        "accuracy.cosine", "gpu_compute.p95_ms",
+    }  # fmt: skip
+    assert (by["latency.p99_ms"].op, by["latency.p99_ms"].threshold) == ("<", 80.0)
+    assert (by["throughput.fps"].op, by["throughput.fps"].threshold) == (">", 12.5)
+    assert by["latency.p50_ms"].line == 2
+    assert by["latency.p99_ms"].line == 5
+    assert by["power.mean_w"].line == 7
+    assert t.tolerances == {"latency.p99_ms": pytest.approx(0.05), "power.mean_w": 0.125}
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "ok"),
+    [("<", 79.9, True), ("<", 80.0, False), ("<=", 80.0, True), (">", 80.0, False),
+     (">=", 80.0, True), ("==", 80.0 * (1 + 1e-12), True), ("==", 80.1, False)],
+)  # fmt: skip
+def test_target_check(op: str, value: float, ok: bool) -> None:
+    assert Target("m", op, 80.0).check(value) is ok
+
+
+def err(text: str) -> str:
+    with pytest.raises(TargetsError) as info:
+        parse_targets(text, source="t.toml")
+    assert info.value.exit_code == ExitCode.USAGE
+    msg = str(info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_malformed_toml_names_the_line() -> None:
+    msg = err('[targets]\n"latency.p99_ms" = "< 80"\n"x" = < 3\n')
+    assert "t.toml is not valid TOML" in msg and "line 3" in msg
+
+
+def test_bad_operator_names_key_and_line() -> None:
+    msg = err('[targets]\n"latency.p50_ms" = "< 10"\n"latency.p99_ms" = "~ 80"\n')
+    assert "t.toml:3:" in msg and "latency.p99_ms" in msg and "operator" in msg
+    assert "t.toml:2:" in err('[targets]\n"a" = "=> 3"\n')
+    assert "operator '='" in err('"a" = "= 3"\n')
+    assert "operator '!='" in err('"a" = "!= 3"\n')
+
+
+def test_non_numeric_threshold() -> None:
+    msg = err('[targets]\n\n"throughput.fps" = "> fast"\n')
+    assert "t.toml:3:" in msg and "throughput.fps" in msg and "non-numeric" in msg
+    assert "non-numeric" in err('"a" = "< 80ms"\n')
+    assert "non-numeric" in err('"a" = "< nan"\n')
+    assert "not a comparison string" in err('"a" = 80\n')
+
+
+def test_unknown_section_is_named() -> None:
+    msg = err('[targets]\n"a" = "< 1"\n\n[tolerence]\n"a" = "5%"\n')
+    assert "t.toml:4:" in msg and "unknown section [tolerence]" in msg
+
+
+def test_bad_tolerances() -> None:
+    assert "not a percentage" in err('[tolerance]\n"a" = "5"\n')
+    assert "not a percentage" in err('[tolerance]\n"a" = "-5%"\n')
+    assert "not a percentage string" in err('[tolerance]\n"a" = 0.05\n')
+    assert "t.toml:5:" in err('"a" = "< 1"\n[tolerance]\n"b" = "1%"\n\n"a" = "x%"\n')
+
+
+def test_duplicate_target_is_an_error() -> None:
+    assert "given twice" in err('"a.b" = "< 1"\n[targets]\n"a.b" = "< 2"\n')
+
+
+def test_parse_target_direct() -> None:
+    assert parse_target("m", " >= -3e2 ") == Target("m", ">=", -300.0)
+
+
+def test_load_targets_reads_files_and_refuses_missing_or_binary(tmp_path: Path) -> None:
+    p = tmp_path / "t.toml"
+    p.write_text(GOOD, encoding="utf-8")
+    assert len(load_targets(p).targets) == 6
+    with pytest.raises(Exception) as info:
+        load_targets(tmp_path / "missing.toml")
+    assert getattr(info.value, "exit_code", None) == ExitCode.USAGE
+    b = tmp_path / "b.toml"
+    b.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(TargetsError):
+        load_targets(b)

@@ -1,0 +1,115 @@
+"""GateReport: exit codes, JUnit XML and Markdown renderings."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from orinbench.gate.verdict import GateReport, MetricVerdict, ReportWarning
+
+
+def mv(metric: str, status: str, kind: str = "baseline", **kw: object) -> MetricVerdict:
+    return MetricVerdict(metric=metric, kind=kind, status=status, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "ok", "code"),
+    [
+        (["pass", "unchanged", "improved"], False, 0),
+        (["pass", "fail"], False, 1),
+        (["unchanged", "regressed"], False, 1),
+        (["unchanged", "inconclusive"], False, 1),
+        (["unchanged", "inconclusive"], True, 0),
+        (["regressed", "inconclusive"], True, 1),
+        (["fail", "error", "inconclusive"], False, 2),
+        ([], False, 0),
+    ],
+)
+def test_exit_code(statuses: list[str], ok: bool, code: int) -> None:
+    r = GateReport(tuple(mv(f"m{i}", s) for i, s in enumerate(statuses)), inconclusive_ok=ok)
+    assert r.exit_code == code
+    assert r.outcome == {0: "PASS", 1: "FAIL", 2: "ERROR"}[code]
+
+
+REPORT = GateReport(
+    verdicts=(
+        mv("latency.p99_ms", "pass", "target", value=50.0, threshold=80.0, op="<"),
+        mv("throughput.fps", "fail", "target", value=10.0, threshold=12.0, op=">"),
+        mv("power.mean_w", "error", "target", threshold=60.0, op="<", message="no such metric"),
+        mv(
+            "latency.p50_ms",
+            "regressed",
+            value=22.0,
+            baseline_value=20.0,
+            delta_pct=10.0,
+            p_value=1e-9,
+            ci=(1.08, 1.12),
+            message="10.0% higher <&> than | the baseline",
+        ),
+        mv(
+            "latency.p95_ms",
+            "inconclusive",
+            value=21.0,
+            baseline_value=20.0,
+            delta_pct=5.0,
+            message="too few samples",
+        ),
+        mv("latency.mean_ms", "unchanged", value=20.1, baseline_value=20.0, delta_pct=0.5),
+    ),
+    warnings=(ReportWarning("result", "high-variation", "cv 23% exceeds 10%"),),
+    env_warnings=("compared despite differing device.l4t: result '36.4' vs baseline '36.3'",),
+)
+
+
+def test_junit_is_valid_xml_with_one_testcase_per_verdict() -> None:
+    root = ET.fromstring(REPORT.to_junit_xml())
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [v.metric for v in REPORT.verdicts]
+    kinds = {c.get("name"): [child.tag for child in c] for c in cases}
+    assert kinds["throughput.fps"] == ["failure"]
+    assert kinds["power.mean_w"] == ["error"]
+    assert kinds["latency.p50_ms"] == ["failure"]
+    assert kinds["latency.p95_ms"] == ["failure"]  # inconclusive fails closed
+    assert suite.get("tests") == "6" and suite.get("failures") == "3"
+    assert suite.get("errors") == "1" and suite.get("skipped") == "0"
+    p50 = next(c for c in cases if c.get("name") == "latency.p50_ms").find("failure")
+    assert p50 is not None and p50.get("type") == "regressed"
+    assert "<&>" in (p50.get("message") or "")  # escaped in the file, intact once parsed
+    out = suite.find("system-out")
+    assert out is not None and "high-variation" in (out.text or "") and "l4t" in (out.text or "")
+
+
+def test_junit_marks_inconclusive_skipped_when_allowed() -> None:
+    ok = GateReport(REPORT.verdicts, inconclusive_ok=True)
+    suite = ET.fromstring(ok.to_junit_xml()).find("testsuite")
+    assert suite is not None and suite.get("skipped") == "1" and suite.get("failures") == "2"
+    case = next(c for c in suite.findall("testcase") if c.get("name") == "latency.p95_ms")
+    assert [child.tag for child in case] == ["skipped"]
+
+
+def test_markdown_table() -> None:
+    md = REPORT.to_markdown()
+    lines = md.splitlines()
+    assert lines[0] == "### orinbench gate: ERROR"
+    header = next(i for i, ln in enumerate(lines) if ln.startswith("| Metric"))
+    rows = lines[header + 2 : header + 2 + len(REPORT.verdicts)]
+    assert all(r.startswith("| `") for r in rows)
+    # every row has the header's number of cells, even with a '|' inside a message
+    ncols = lines[header].count(" | ") + 1
+    assert all(r.replace("\\|", "").count(" | ") + 1 == ncols for r in rows)
+    assert "**REGRESSED**" in md and "+10.0%" in md and "<0.001" in md
+    assert "high-variation" in md and "device.l4t" in md
+
+
+def test_text_table_and_summary() -> None:
+    text = REPORT.to_text()
+    assert text.splitlines()[0].split() == [
+        "metric", "check", "status", "value", "against", "delta", "p", "note"
+    ]  # fmt: skip
+    assert "REGRESSED" in text and "baseline 20" in text and "< 80" in text
+    assert text.splitlines()[-1] == (
+        "gate ERROR: 1 pass, 1 unchanged, 1 fail, 1 regressed, 1 inconclusive, 1 error"
+    )

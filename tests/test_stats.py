@@ -1,0 +1,332 @@
+"""orinbench.bench.stats: summaries, order-statistic intervals, tests and quality warnings.
+
+scipy is used here only to cross-check the numpy implementations.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from orinbench.bench import stats
+from orinbench.bench.stats import (
+    bootstrap_ratio_ci,
+    ci_relative_halfwidth,
+    is_stable,
+    mann_whitney_u,
+    min_samples_for_percentile,
+    order_statistic_ci,
+    percentile_ci,
+    quality_warnings,
+    summarize,
+)
+from orinbench.errors import OrinbenchError
+
+
+def lognormal(n: int, *, seed: int, median: float = 20.0, sigma: float = 0.05) -> np.ndarray:
+    return median * np.exp(sigma * np.random.default_rng(seed).standard_normal(n))
+
+
+# -- summarize ---------------------------------------------------------------------------------
+
+
+def test_summarize_matches_numpy_definitions() -> None:
+    x = lognormal(1000, seed=1, sigma=0.2)
+    s = summarize(list(x))
+    assert s.count == 1000
+    assert s.min_ms == x.min() and s.max_ms == x.max()
+    assert s.mean_ms == pytest.approx(x.mean())
+    assert s.std_ms == pytest.approx(x.std(ddof=1))
+    assert s.cv == pytest.approx(x.std(ddof=1) / x.mean())
+    for p, key in [
+        (50, "p50_ms"),
+        (90, "p90_ms"),
+        (95, "p95_ms"),
+        (99, "p99_ms"),
+        (99.9, "p99_9_ms"),
+    ]:
+        assert getattr(s, key) == pytest.approx(np.percentile(x, p, method="linear"))
+
+
+def test_summary_dict_has_the_documented_keys_and_is_strict_json() -> None:
+    d = summarize(lognormal(100, seed=2)).to_dict()
+    assert set(d) == {
+        "count", "min_ms", "max_ms", "mean_ms", "std_ms", "cv",
+        "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "ci",
+    }  # fmt: skip
+    assert set(d["ci"]) == {"p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "confidence"}
+    assert d["ci"]["confidence"] == 0.95
+    # 100 samples: no distribution-free interval for P99 or P99.9
+    assert d["ci"]["p99_ms"] is None and d["ci"]["p99_9_ms"] is None
+    lo, hi = d["ci"]["p50_ms"]
+    assert lo <= d["p50_ms"] <= hi
+    json.dumps(d, allow_nan=False)
+
+
+def test_single_sample_summary_is_finite() -> None:
+    d = summarize([5.0]).to_dict()
+    assert d["std_ms"] == 0.0 and d["p99_ms"] == 5.0
+    json.dumps(d, allow_nan=False)
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, float("nan")], [float("inf")]])
+def test_summarize_refuses_empty_or_non_finite(bad: list[float]) -> None:
+    with pytest.raises(OrinbenchError):
+        summarize(bad)
+
+
+# -- order statistic intervals ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "q", "conf"),
+    [(10, 0.5, 0.95), (100, 0.5, 0.95), (100, 0.9, 0.95), (1000, 0.99, 0.95), (500, 0.95, 0.99),
+     (5000, 0.999, 0.95), (37, 0.25, 0.9)],
+)  # fmt: skip
+def test_order_statistic_ranks_agree_with_scipy_binomial(n: int, q: float, conf: float) -> None:
+    ranks = order_statistic_ci(n, q, conf)
+    assert ranks is not None
+    lo, hi = ranks
+    half = (1 - conf) / 2
+    b = scipy.stats.binom(n, q)
+    # lower rank: the largest l with P(K <= l-1) <= alpha/2
+    assert b.cdf(lo - 1) <= half + 1e-12
+    assert lo == n or b.cdf(lo) > half
+    # upper rank: the smallest u with P(K >= u) <= alpha/2
+    assert b.sf(hi - 1) <= half + 1e-12
+    assert hi == 1 or b.sf(hi - 2) > half
+    assert b.cdf(hi - 1) - b.cdf(lo - 1) >= conf - 1e-12
+
+
+def test_median_interval_covers_the_true_median_at_the_stated_rate() -> None:
+    rng = np.random.default_rng(7)
+    true_median = math.log(2.0)  # exponential(1)
+    trials = 400
+    hits = 0
+    for _ in range(trials):
+        ci = percentile_ci(rng.exponential(1.0, 60), 50)
+        assert ci is not None
+        hits += ci[0] <= true_median <= ci[1]
+    # exact coverage is >= 95 %; allow for simulation noise (sd ~1.1 %)
+    assert hits / trials >= 0.92
+
+
+def test_min_samples_is_the_first_n_with_an_interval() -> None:
+    for conf in (0.9, 0.95, 0.99):
+        for q in (0.5, 0.9, 0.95, 0.99, 0.999, 0.1):
+            n = min_samples_for_percentile(q, conf)
+            assert order_statistic_ci(n, q, conf) is not None
+            assert order_statistic_ci(n - 1, q, conf) is None
+
+
+def test_min_samples_docstring_numbers_equal_the_code() -> None:
+    doc = min_samples_for_percentile.__doc__ or ""
+    pairs = re.findall(r"P(\d+(?:\.\d+)?) (?:needs )?(\d+)", doc)
+    assert len(pairs) == 5
+    for p, n in pairs:
+        assert min_samples_for_percentile(float(p) / 100, 0.95) == int(n)
+
+
+def test_summary_interval_appears_exactly_at_min_samples() -> None:
+    need = min_samples_for_percentile(0.99)
+    assert summarize(lognormal(need - 1, seed=3)).ci["p99_ms"] is None
+    assert summarize(lognormal(need, seed=3)).ci["p99_ms"] is not None
+
+
+def test_ci_relative_halfwidth() -> None:
+    x = lognormal(400, seed=4)
+    lo, hi = percentile_ci(x, 50)  # type: ignore[misc]
+    assert ci_relative_halfwidth(x, 50) == pytest.approx((hi - lo) / 2 / np.median(x))
+    assert ci_relative_halfwidth([1.0, 2.0, 3.0], 50) is None
+    # units cancel: nanoseconds give the same relative width as milliseconds
+    assert ci_relative_halfwidth(x * 1e6, 50) == pytest.approx(ci_relative_halfwidth(x, 50))
+    # it narrows with more samples
+    assert ci_relative_halfwidth(lognormal(10000, seed=4), 50) < ci_relative_halfwidth(x, 50)
+
+
+def test_is_stable() -> None:
+    flat = lognormal(200, seed=5, sigma=0.01)
+    assert is_stable(flat, rel_tol=0.02)
+    stepped = np.concatenate([flat[:100], flat[100:] * 1.1])
+    assert not is_stable(stepped, rel_tol=0.02)
+    assert is_stable(stepped, rel_tol=0.2)
+    assert not is_stable([1.0], rel_tol=0.5)
+    assert not is_stable(flat[:10], rel_tol=0.02, k=6)
+
+
+# -- Mann–Whitney -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mann_whitney_matches_scipy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n1, n2 = rng.integers(8, 300, size=2)
+    a = rng.lognormal(0.0, 0.3, n1)
+    b = rng.lognormal(0.05 * seed, 0.3, n2)
+    if seed % 2:  # heavy ties
+        a, b = np.round(a, 1), np.round(b, 1)
+    mine = mann_whitney_u(a, b)
+    ref = scipy.stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic")
+    assert mine.u == pytest.approx(float(ref.statistic), rel=1e-12)
+    assert mine.p_value == pytest.approx(float(ref.pvalue), rel=1e-9, abs=1e-300)
+    # common-language effect size by brute force over all pairs
+    diff = b[:, None] - a[None, :]
+    cles = ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+    assert mine.effect == pytest.approx(cles, rel=1e-12)
+    assert math.copysign(1.0, mine.z) == math.copysign(1.0, mine.u - n1 * n2 / 2) or mine.z == 0
+
+
+def test_mann_whitney_degenerate_and_direction() -> None:
+    same = mann_whitney_u([3.0] * 20, [3.0] * 30)
+    assert same.p_value == 1.0 and same.effect == 0.5
+    slow = mann_whitney_u(lognormal(200, seed=1), lognormal(200, seed=2) * 1.1)
+    assert slow.p_value < 1e-6 and slow.effect > 0.9 and slow.z < 0
+
+
+# -- bootstrap ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", [0.0, 2.5, 33.3, 50.0, 90.0, 99.0, 100.0])
+def test_bootstrap_percentiles_follow_the_naive_resampling_distribution(q: float) -> None:
+    # the O(1) order-statistic draw must have the distribution of np.percentile on resamples
+    x = np.sort(lognormal(41, seed=1, sigma=0.3))
+    fast = stats._bootstrap_percentiles(x, q, 20000, np.random.default_rng(1))
+    idx = np.random.default_rng(2).integers(0, x.size, (20000, x.size))
+    naive = np.percentile(x[idx], q, axis=1)
+    # rounding: both interpolate between the same order statistics, up to float noise
+    assert scipy.stats.ks_2samp(fast.round(9), naive.round(9)).pvalue > 1e-3
+    assert np.isin(fast.round(9), naive.round(9)).mean() > 0.99
+
+
+def test_bootstrap_ci_matches_a_naive_bootstrap() -> None:
+    a, b = lognormal(300, seed=1, sigma=0.2), lognormal(200, seed=2, sigma=0.2) * 1.05
+    got = bootstrap_ratio_ci(a, b, q=90, n_resamples=20000)
+    rng = np.random.default_rng(3)
+    ra = np.percentile(a[rng.integers(0, a.size, (20000, a.size))], 90, axis=1)
+    rb = np.percentile(b[rng.integers(0, b.size, (20000, b.size))], 90, axis=1)
+    want = np.quantile(rb / ra, [0.025, 0.975])
+    assert got == pytest.approx(tuple(want), rel=0.01)
+
+
+def test_bootstrap_ci_finds_a_ten_percent_shift_and_is_repeatable() -> None:
+    a, b = lognormal(3000, seed=1), lognormal(3000, seed=2) * 1.10
+    lo, hi = bootstrap_ratio_ci(a, b, q=99)
+    assert 1.05 < lo < 1.10 < hi < 1.15
+    assert bootstrap_ratio_ci(a, b, q=99) == (lo, hi)
+    assert bootstrap_ratio_ci(a, b, q=99, seed=1) != (lo, hi)
+    lo0, hi0 = bootstrap_ratio_ci(a, lognormal(3000, seed=3), q=50)
+    assert lo0 < 1.0 < hi0
+
+
+# -- quality warnings ---------------------------------------------------------------------------
+
+
+def codes(x: np.ndarray, **kw: float) -> list[str]:
+    return [w.code for w in quality_warnings(x, **kw)]
+
+
+def test_clean_long_run_has_no_warnings() -> None:
+    assert codes(lognormal(5000, seed=1)) == []
+
+
+def test_few_samples_names_the_percentile_and_the_count_needed() -> None:
+    (w,) = quality_warnings(lognormal(100, seed=1))
+    assert w.code == "few-samples"
+    assert "P99 (needs 368)" in w.message and "P99.9 (needs 3688)" in w.message
+    assert "P95" not in w.message
+    assert codes(lognormal(100, seed=1), percentiles=(50, 90)) == []
+
+
+def test_high_variation_threshold() -> None:
+    noisy = lognormal(5000, seed=2, sigma=0.3)
+    assert "high-variation" in codes(noisy)
+    assert "high-variation" not in codes(noisy, cv_threshold=0.5)
+
+
+def test_drift_needs_both_a_large_and_a_significant_change() -> None:
+    rng = np.random.default_rng(3)
+    trend = np.linspace(20.0, 23.0, 4000) * np.exp(0.02 * rng.standard_normal(4000))
+    found = [w for w in quality_warnings(trend) if w.code == "drift"]
+    assert len(found) == 1 and "slower" in found[0].message and "%" in found[0].message
+    # same trend, higher threshold: a 15 % change is below 20 %
+    assert "drift" not in codes(trend, drift_threshold=0.2)
+    # large noise, no trend: medians of the quarters agree
+    assert "drift" not in codes(lognormal(4000, seed=3, sigma=0.3))
+
+
+def test_outliers() -> None:
+    x = lognormal(5000, seed=4)
+    x[::20] *= 3.0  # 5 % spikes
+    assert "outliers" in codes(x)
+
+
+# -- change points ------------------------------------------------------------------------------
+
+
+def test_change_points_find_known_steps() -> None:
+    rng = np.random.default_rng(0)
+    levels = np.repeat([20.0, 23.0, 21.0], [40, 35, 45])
+    series = levels + rng.normal(0.0, 0.5, levels.size)
+    found = stats.change_points(series)
+    assert len(found) == 2
+    assert abs(found[0] - 40) <= 2 and abs(found[1] - 75) <= 2
+
+
+@pytest.mark.parametrize("n", [20, 60, 200])
+def test_change_points_ignore_pure_noise(n: int) -> None:
+    for seed in range(20):
+        series = 20.0 + np.random.default_rng(seed).normal(0.0, 0.5, n)
+        assert stats.change_points(series) == [], seed
+
+
+def test_change_points_edge_cases() -> None:
+    assert stats.change_points([5.0] * 30) == []
+    assert stats.change_points([1.0, 2.0]) == []
+    # a step in quantised data (MAD of the differences is 0)
+    assert stats.change_points([1.0] * 10 + [2.0] * 10) == [10]
+    # no segment is shorter than min_size, even where the true step is closer to the end
+    series = [1.0] * 10 + [2.0] * 2
+    for min_size in (1, 3, 5):
+        cuts = [0, *stats.change_points(series, min_size=min_size), len(series)]
+        assert min(np.diff(cuts)) >= min_size
+    assert stats.change_points(series, min_size=1) == [10]
+    with pytest.raises(OrinbenchError):
+        stats.change_points([1.0, 2.0], min_size=0)
+
+
+def test_docstring_defaults_equal_the_constants() -> None:
+    qdoc = quality_warnings.__doc__ or ""
+    assert f"(default {stats.CV_THRESHOLD:.2f})" in qdoc
+    assert f"(default {stats.DRIFT_THRESHOLD:.2f}, relative to the first)" in qdoc
+    assert f"(default {stats.DRIFT_ALPHA:.2f})" in qdoc
+    assert f"Needs {stats.DRIFT_MIN_PART} samples in each quarter" in qdoc
+    assert stats.DRIFT_FRACTION == 0.25
+    assert f"more than {stats.OUTLIER_FRACTION:.0%}".replace("%", " %") in qdoc
+    assert f"Q3 + {stats.OUTLIER_FENCE:g}·IQR" in qdoc
+    assert f"(default {stats.CHANGE_POINT_THRESHOLD:g})" in (stats.change_points.__doc__ or "")
+    assert f"{stats.MAD_TO_SIGMA} · MAD" in (stats.robust_noise_sigma.__doc__ or "")
+
+
+def test_stats_and_gate_run_without_scipy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'scipy':\n"
+        "            raise ImportError('scipy blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import orinbench.gate, orinbench.cli.gate_cmd, orinbench.cli.baseline_cmd\n"
+        "from orinbench.bench.stats import summarize, mann_whitney_u\n"
+        "summarize([1.0, 2.0, 3.0]); mann_whitney_u([1.0, 2.0], [3.0, 4.0])\n"
+        "assert not [m for m in sys.modules if m.startswith('scipy')]\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,58 @@
+"""Test-only controls of the TensorRT double (not part of TensorRT's API).
+
+``config``: the GPU the double runs on, its DLA cores, and how long an inference of a freshly built
+engine takes on the simulated GPU. ``cuda``: the CUDA runtime the double reads and writes memory
+and queues work through (the tests' FakeCuda registers itself); without one, ``execute_async_v3``
+refuses to run. ``plugins``: op types whose plugin creators are "registered" (what a dlopen of a
+plugin library does for real). ``calls``: a count of API calls, for tests to assert on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class Config:
+    device_name: str = "Orin (nvgpu)"
+    compute_capability: str = "8.7"
+    dla_cores: int = 2
+    inference_ms: float = 2.0
+
+
+class CudaRuntime(Protocol):
+    def check_range(self, ptr: int, nbytes: int, *, device_accessible: bool) -> bool: ...
+    def read(self, ptr: int, nbytes: int) -> bytes: ...
+    def write(self, ptr: int, data: bytes) -> None: ...
+    def enqueue(
+        self, stream: int, fn: Callable[[], None], *, duration_ms: float, label: str
+    ) -> None: ...
+    def is_capturing(self, stream: int) -> bool: ...
+    def synchronize(self, stream: int) -> None: ...
+    def valid_stream(self, stream: int) -> bool: ...
+
+
+config = Config()
+cuda: CudaRuntime | None = None
+plugins: set[str] = set()
+calls: Counter[str] = Counter()
+
+
+def register_plugin_ops(ops: Iterable[str]) -> None:
+    plugins.update(ops)
+
+
+def reset() -> None:
+    global cuda, config
+    config = Config()
+    cuda = None
+    plugins.clear()
+    calls.clear()
+
+
+def set_cuda(runtime: Any) -> None:
+    global cuda
+    cuda = runtime
