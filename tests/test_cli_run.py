@@ -171,8 +171,7 @@ def test_check_prints_the_wiring_without_running(tmp_path: Path, run_cli: Run) -
     assert "power:" not in stderr  # nothing was probed or run
     (tmp_path / "steps.py").write_text("def f(inputs):\n    return {}\n")
     text = CHAIN_RECIPE + (
-        '[[stages]]\nname = "s"\ncallable = "steps.py:g"\ninputs = { t = "c.w" }\n'
-        'outputs = ["u"]\n'
+        '[[stages]]\nname = "s"\ncallable = "steps.py:g"\ninputs = { t = "c.w" }\noutputs = ["u"]\n'
     )
     line = _one_line_error(*run_cli("run", str(write(tmp_path, text, "s.toml")), "--check")[::2])
     assert "stage 's'" in line and "no function 'g'" in line

@@ -147,3 +147,14 @@ def test_cuda_api_memory_round_trips_and_frees_everything() -> None:
     assert pinned.shape == (2, 2) and cuda.calls[-1] == "host_alloc False"  # page-locked
     mem.close()
     assert cuda.mem == {} and cuda.calls.count("free") == 3
+
+
+def test_a_runner_that_cannot_chain_is_refused_naming_the_stage() -> None:
+    from orinbench.errors import RecipeError
+    from orinbench.pipeline.executor import EngineStage
+
+    class Plain:
+        backend = "tensorrt"
+
+    with pytest.raises(RecipeError, match="stage 'backbone': the tensorrt runner cannot chain"):
+        EngineStage("backbone", Plain())

@@ -10,7 +10,7 @@ import pytest
 from _pipeline_models import CHAIN_RECIPE, binary, chain_dir, matmul, save, unary, write
 
 from orinbench.bench.harness import StopRule, Warmup
-from orinbench.errors import RecipeError
+from orinbench.errors import RecipeError, UsageError
 from orinbench.pipeline.run import open_pipeline, run_recipe
 
 pytest.importorskip("onnxruntime")
@@ -79,9 +79,12 @@ def test_the_chain_computes_what_the_stages_compute_one_by_one(tmp_path: Path) -
     with open_pipeline(recipe, backend="onnxruntime", seed=3) as opened:
         x = opened.frame["x"]
         np.testing.assert_allclose(opened.infer()["w"], (2 * x + 1) + x, rtol=1e-6)
-        # the frame inputs stay bound: new data in place flows through the next frame
+        # on ONNX Runtime the frame inputs are bound by address: data written in place flows
         opened.frame["x"][:] = 5.0
         np.testing.assert_allclose(opened.infer()["w"], np.full((1, 4), 16.0))
+        np.testing.assert_allclose(opened.infer({"x": x * 0 + 1})["w"], np.full((1, 4), 4.0))
+        with pytest.raises(UsageError, match="frame input 'x' must be float32"):
+            opened.infer({"x": np.zeros((1, 5), np.float32)})
         assert opened.backend == "onnxruntime"
         assert opened.pipeline.input_shapes == {
             "a": {"x": (1, 4)},
@@ -222,3 +225,13 @@ def test_roofline_of_a_stage_is_its_flops_over_its_median(tmp_path: Path) -> Non
     # no Orin peak applies to ONNX Runtime: the fraction is unknown, not invented
     assert roof["fraction_of_peak"] is None and roof["peak_tflops"] is None
     assert "ONNX Runtime" in roof["note"]
+
+
+def test_frame_inputs_from_a_npz(tmp_path: Path) -> None:
+    recipe = write(chain_dir(tmp_path), CHAIN_RECIPE)
+    x = np.array([[1.0, -2.0, 3.0, 0.5]], np.float32)
+    np.savez(tmp_path / "frame.npz", x=x)
+    with open_pipeline(recipe, backend="onnxruntime", inputs_npz=tmp_path / "frame.npz") as op:
+        np.testing.assert_allclose(op.infer()["w"], 3 * x + 1, rtol=1e-6)
+    result = run_recipe(recipe, backend="onnxruntime", inputs_npz=tmp_path / "frame.npz", **FAST)
+    assert result.config.input_source.startswith("npz:")

@@ -246,3 +246,14 @@ def test_unnamed_nodes_get_stable_names_for_exclusion(tmp_path: Path, data: Path
         quantize_qdq(path, data=data, out_path=tmp_path / "b.onnx", exclude_nodes=[names[1]])
     )
     assert s2.float_nodes == (names[1],)
+
+
+def test_older_onnxruntime_path_calibrates_inside_quantize_static(
+    net: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orinbench.precision.qdq as qdq
+
+    monkeypatch.setattr(qdq, "supports_precomputed_ranges", lambda: False)
+    out = quantize_qdq(net, data=data, out_path=tmp_path / "q.onnx", method="minmax")
+    assert summarize_qdq(out).quantized == ("stem.conv", "head.conv", "cls.fc")
+    assert evaluate_accuracy(out, reference=net, data=data).cosine_min > 0.98

@@ -216,3 +216,25 @@ onnx = "c.onnx"
     g = _graph(write(tmp_path, text))
     assert g.order == ("a", "step", "c")
     assert g.sources["c"] == {"s": Ref("step", "s"), "y": Ref("a", "y")}
+
+
+def test_frame_inputs_read_only_by_custom_stages_need_a_declared_shape(tmp_path: Path) -> None:
+    text = """
+[[stages]]
+name = "step"
+callable = "steps.py:f"
+inputs = { t = "input.points" }
+outputs = ["s"]
+"""
+    msg = _error(write(tmp_path, text))
+    assert "frame input 'points' (read by stage 'step') has no declared shape" in msg
+    pinned = write(tmp_path, '[inputs]\npoints = { shape = [100, 4], dtype = "float32" }\n' + text)
+    assert _graph(pinned).frame_inputs["points"].shape == (100, 4)
+
+
+def test_two_readers_of_a_frame_input_must_agree_on_its_dtype(tmp_path: Path) -> None:
+    save(unary("x", "y"), tmp_path / "a.onnx")
+    save(unary("x", "z", dtype=TensorProto.DOUBLE), tmp_path / "b.onnx")
+    text = '[[stages]]\nname = "a"\nonnx = "a.onnx"\n[[stages]]\nname = "b"\nonnx = "b.onnx"\n'
+    msg = _error(write(tmp_path, text))
+    assert "stage 'b'" in msg and "frame input 'x' is float32 (as stage 'a' reads it)" in msg

@@ -42,9 +42,11 @@ from ..precision.qdq import (
     DEFAULT_OP_TYPES,
     DEFAULT_PERCENTILE,
     METHODS,
+    calibrate_ranges,
     preprocess,
     quantizable_nodes,
     quantize_qdq,
+    supports_precomputed_ranges,
 )
 from .compare import (
     LOSS_METRICS,
@@ -275,7 +277,15 @@ def analyze_sensitivity(
             )
         depth = group_depth if group_depth is not None else auto_depth(names, max_groups)
         groups = group_nodes(names, depth)
-        cache = work / "ranges.json"
+        ranges = None
+        if supports_precomputed_ranges():  # one calibration for every variant
+            ranges = calibrate_ranges(
+                prepared,
+                dataset=dataset,
+                method=method,
+                op_types=op_types,
+                percentile=percentile,
+            )
         counter = iter(range(1_000_000))
 
         def measure(*, exclude: Sequence[str] = (), only: Sequence[str] | None = None) -> float:
@@ -291,7 +301,7 @@ def analyze_sensitivity(
                 only_nodes=only,
                 percentile=percentile,
                 preprocess_model=False,
-                calibration_cache=cache,
+                tensor_ranges=ranges,
             )
             report: AccuracyReport = compare_with_reference(
                 out,

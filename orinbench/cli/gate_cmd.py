@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .._io import atomic_write_text
 from ..errors import InputFileError, UsageError
 from ..gate import find_baseline, gate, load_targets
+from ..history.store import append_to_history
 from ..results.io import load_result
 
 
@@ -66,6 +68,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE.md",
         help='also write a Markdown report (e.g. "$GITHUB_STEP_SUMMARY")',
     )
+    p.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="history database (default ~/.local/share/orinbench/history.db)",
+    )
+    p.add_argument("--no-history", action="store_true", help="do not record this run")
     p.set_defaults(handler=run)
 
 
@@ -97,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         inconclusive_ok=args.inconclusive_ok,
     )
     print(report.to_text())
+    if not args.no_history:
+        note = append_to_history(result, command="gate", path=args.history, source_path=args.result)
+        if note:
+            print(f"history: {note}", file=sys.stderr)
     if args.junit is not None:
         _write(args.junit, report.to_junit_xml(), what="JUnit report")
     if args.markdown is not None:

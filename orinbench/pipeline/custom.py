@@ -138,7 +138,9 @@ class CustomStage:
 
     def subscribe(self, output: str, runner: Any, input_name: str) -> None:
         """``runner`` reads ``output`` through ``bind_input_device``: rebind it when it moves."""
-        self._subscribers.setdefault(output, []).append((runner, input_name))
+        subs = self._subscribers.setdefault(output, [])
+        if not any(r is runner and n == input_name for r, n in subs):
+            subs.append((runner, input_name))
 
     def _reader(self, name: str, value: SlotValue) -> Callable[[], Any]:
         if isinstance(value, np.ndarray):  # a frame input, in host memory

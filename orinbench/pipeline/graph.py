@@ -186,14 +186,14 @@ def _frame_inputs(
             if dtype is None and spec.dtype != "?":
                 dtype = spec.dtype
             elif spec.dtype not in ("?", dtype):
+                origin = (
+                    "as [inputs] declares it"
+                    if declared is not None and declared.dtype is not None
+                    else f"as stage '{readers[0][0]}' reads it"
+                )
                 raise RecipeError(
                     f"{src}: stage '{stage}': input '{spec.name}' is {spec.dtype} but frame input "
-                    f"'{name}' is {dtype}"
-                    + (
-                        f" (as read by stage '{readers[0][0]}')"
-                        if declared is None or declared.dtype is None
-                        else ""
-                    ),
+                    f"'{name}' is {dtype} ({origin})",
                     fix="feed it from a frame input of its own dtype",
                 )
             merged = _merge_shape(shape, spec.shape)
@@ -206,11 +206,15 @@ def _frame_inputs(
                 )
             shape = merged
         assert shape is not None
-        if any(not isinstance(d, int) for d in shape) or shape == (UNKNOWN_RANK,):
+        if any(not isinstance(d, int) for d in shape):
             reader = readers[0][0]
+            what = (
+                "has no declared shape"
+                if shape == (UNKNOWN_RANK,)
+                else f"has dynamic dimensions {format_shape(shape)}"
+            )
             raise RecipeError(
-                f"{src}: frame input '{name}' (read by stage '{reader}') has dynamic dimensions "
-                f"{format_shape(shape)}",
+                f"{src}: frame input '{name}' (read by stage '{reader}') {what}",
                 fix=f"pin it in the recipe: [inputs] {name} = {{ shape = [...] }}, or pass "
                 f"--shape {name}:DxDxD",
             )

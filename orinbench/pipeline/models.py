@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputFileError, ModelError, RecipeError
+from ..errors import InputFileError, RecipeError
 from ..results.schema import TensorSpec
 from .recipe import Recipe, StageSpec
 
@@ -139,7 +139,7 @@ def stage_io(recipe: Recipe, paths: Mapping[str, Path]) -> dict[str, StageIO]:
             continue
         try:
             out[stage.name] = read_io(paths[stage.name])
-        except (ModelError, InputFileError) as exc:
+        except InputFileError as exc:  # ModelError included
             raise RecipeError(
                 f"{recipe.source}: stage '{stage.name}': {exc.what}", why=exc.why, fix=exc.fix
             ) from exc

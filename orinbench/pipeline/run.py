@@ -162,11 +162,26 @@ class OpenPipeline:
     #: stage -> ONNX file, and stage -> what the runner opened (the engine, for TensorRT)
     models: Mapping[str, Path]
     engines: Mapping[str, Path]
-    #: the frame inputs the pipeline was set up with (they stay bound: write into them in place)
+    #: the frame inputs the pipeline is set up with
     frame: Mapping[str, np.ndarray]
 
-    def infer(self) -> dict[str, np.ndarray]:
-        """Run one untimed frame on :attr:`frame`; host copies of the pipeline outputs."""
+    def infer(self, frame: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run one untimed frame; host copies of the pipeline outputs.
+
+        With ``frame`` (every frame input, same shapes and dtypes) the data is copied into
+        :attr:`frame` and loaded into every stage first (backends copy inputs into buffers of their
+        own, so writing into :attr:`frame` alone is not enough).
+        """
+        if frame is not None:
+            for name, arr in self.frame.items():
+                new = np.asarray(frame[name]) if name in frame else None
+                if new is None or new.shape != arr.shape or new.dtype != arr.dtype:
+                    raise UsageError(
+                        f"frame input '{name}' must be {arr.dtype} {arr.shape}",
+                        fix="pass every frame input with the shapes the pipeline was set up with",
+                    )
+                np.copyto(arr, new)
+            self.pipeline.setup(self.frame)
         self.pipeline.run_frame()
         return self.pipeline.outputs_host()
 

@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from .. import _lazy
 from .._io import atomic_write_bytes
 from ..calib.dataset import CalibrationDataset, open_dataset
+from ..calib.entropy import entropy_threshold
 from ..calib.specs import io_specs
 from ..errors import CalibrationError, ModelError, UsageError
 from ..model.load import load_model
@@ -48,10 +50,8 @@ METHODS: dict[str, str] = {"entropy": "Entropy", "percentile": "Percentile", "mi
 DEFAULT_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 #: percentile of |x| kept by ``method="percentile"``
 DEFAULT_PERCENTILE = 99.999
-#: histogram of the entropy and percentile calibrators: 2048 bins over [-max|x|, max|x|], and
-#: the 128 levels of one sign of INT8 that entropy calibration fits (TensorRT's numbers)
+#: bins of the |x| histogram of the entropy and percentile calibrators (TensorRT uses 2048)
 ENTROPY_BINS = 2048
-ENTROPY_QUANTIZED_BINS = 128
 #: samples per ``collect_data`` call: bounds the activations ONNX Runtime holds at once
 CALIBRATION_CHUNK = 16
 #: per-channel weight axis of the ops that have one
@@ -218,20 +218,23 @@ def calibrate_ranges(
     percentile: float = DEFAULT_PERCENTILE,
     max_samples: int | None = None,
 ) -> Any:
-    """Run ONNX Runtime's calibrator over the samples; returns its ranges (``TensorsData``).
+    """Calibrate the inputs of the ``op_types`` nodes; returns ONNX Runtime's ``TensorsData``.
 
-    Unlike ``quantize_static``'s built-in calibration, whose entropy histogram has 128 bins for
-    128 quantized levels (a single candidate threshold: the maximum), entropy here uses
-    :data:`ENTROPY_BINS` bins of the symmetric range and searches the threshold over them, as
-    TensorRT's entropy calibrator does. Samples go in chunks of :data:`CALIBRATION_CHUNK`, so the
-    activations ONNX Runtime keeps for its histograms do not grow with the dataset.
+    ``minmax`` uses ONNX Runtime's min/max calibrator. ``percentile`` and ``entropy`` collect a
+    histogram of |x| per tensor (:data:`ENTROPY_BINS` bins, ONNX Runtime's histogram collector);
+    percentile keeps ``percentile`` % of the values, entropy picks the threshold that minimises
+    the KL divergence (:func:`orinbench.calib.entropy.entropy_threshold`, TensorRT's method).
+    ``quantize_static``'s own entropy calibration is not used: its histogram has as many bins as
+    INT8 has levels, which leaves a single candidate threshold, the maximum. Samples go to ONNX
+    Runtime in chunks of :data:`CALIBRATION_CHUNK`, so the activations it holds for the
+    histograms do not grow with the dataset.
     """
     qz = _lazy.require("onnxruntime.quantization")
-    extra: dict[str, Any] = {"symmetric": True}
-    if method == "entropy":
-        extra.update(num_bins=ENTROPY_BINS, num_quantized_bins=ENTROPY_QUANTIZED_BINS)
-    elif method == "percentile":
-        extra.update(num_bins=ENTROPY_BINS, percentile=float(percentile))
+    if method == "minmax":
+        ort_method, extra = qz.CalibrationMethod.MinMax, {"symmetric": True}
+    else:
+        ort_method = qz.CalibrationMethod.Percentile
+        extra = {"symmetric": True, "num_bins": ENTROPY_BINS, "percentile": float(percentile)}
     with tempfile.TemporaryDirectory(prefix="orinbench-calib-") as tmp:
         try:
             with _quiet():
@@ -239,7 +242,7 @@ def calibrate_ranges(
                     Path(model_path),
                     list(op_types),
                     augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-                    calibrate_method=getattr(qz.CalibrationMethod, METHODS[method]),
+                    calibrate_method=ort_method,
                     extra_options=extra,
                 )
                 chunk: list[dict[str, Any]] = []
@@ -250,7 +253,9 @@ def calibrate_ranges(
                         chunk = []
                 if chunk:
                     calibrator.collect_data(_reader(chunk, len(chunk)))
-                return calibrator.compute_data()
+                if method != "entropy":
+                    return calibrator.compute_data()
+                histograms = calibrator.collector.histogram_dict
         except CalibrationError:
             raise
         except Exception as exc:  # ORT raises ValueError, RuntimeError and its own types
@@ -259,6 +264,13 @@ def calibrate_ranges(
                 why=_describe(exc),
                 fix="check that the model runs with 'orinbench bench --backend onnxruntime'",
             ) from exc
+    ranges = {}
+    for name, (hist, edges, *_rest) in histograms.items():
+        t = np.float32(entropy_threshold(hist, edges))
+        ranges[name] = qz.TensorData(
+            lowest=np.array(-t, np.float32), highest=np.array(t, np.float32)
+        )
+    return qz.TensorsData(qz.CalibrationMethod.Entropy, ranges)
 
 
 def quantize_qdq(

@@ -32,7 +32,8 @@ _RE_DEVICE = re.compile(r"expecting compute ([\d.]+) got compute ([\d.]+)")
 #: "Version tag does not match. Note: Current Version: 237, Serialized Engine Version: 239"
 _RE_TAG = re.compile(r"Version tag does not match")
 _RE_PLUGIN = re.compile(r"IPluginCreator not found|could not find plugin|getPluginCreator", re.I)
-_RE_TRUNCATED = re.compile(r"size|truncat|end of file|archive", re.I)
+_RE_TRUNCATED = re.compile(r"does not match archive size|truncat|end of file", re.I)
+_RE_MAGIC = re.compile(r"Magic tag does not match", re.I)
 
 
 def rebuild_command(sidecar: Mapping[str, Any] | None, engine_path: str | os.PathLike[str]) -> str:
@@ -126,7 +127,12 @@ def translate_failure(
             fix="pass the plugin library with --plugins LIB.so",
         )
     first = errors[0] if errors else "TensorRT gave no reason"
-    what = "truncated or corrupt" if _RE_TRUNCATED.search(text) else "not a usable engine"
+    if _RE_TRUNCATED.search(text):
+        what = "truncated or corrupt"
+    elif _RE_MAGIC.search(text):
+        what = "not a TensorRT engine"
+    else:
+        what = "not a usable engine"
     return InputFileError(
         f"TensorRT cannot load {engine_path}: the file is {what}",
         why=first,

@@ -64,6 +64,7 @@ class Monitor:
         # phase name -> (parent, steps, step done)
         self._phases: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
+        self._best = 0.0
 
     # -- IProgressMonitor callbacks (TensorRT 10+) -----------------------------------------
     def _phase_start(self, name: str, parent: str | None, steps: int) -> None:
@@ -103,7 +104,13 @@ class Monitor:
         return -1.0
 
     def _report(self, phase: str) -> None:
-        self._emit(self.fraction(), phase)
+        # A bar never moves back: between a sub-phase's end and its parent's step the computed
+        # fraction dips for a moment.
+        frac = self.fraction()
+        if frac >= 0:
+            self._best = max(self._best, frac)
+            frac = self._best
+        self._emit(frac, phase)
 
     # -- elapsed-time ticker (TensorRT 8.x) ------------------------------------------------
     def _tick(self) -> None:
