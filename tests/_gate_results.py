@@ -12,6 +12,7 @@ from orinbench.results.schema import Environment, ModelRef, Result, RunConfig
 
 JETSON = {
     "module": "Jetson AGX Orin 64GB",
+    "module_part": "P3701-0005",
     "jetpack": "6.0",
     "l4t": "36.3.0",
     "tensorrt": "8.6.2",

@@ -222,3 +222,10 @@ def test_gate_reports_quality_warnings_of_both_results() -> None:
 def test_gate_is_deterministic() -> None:
     r = make_result(seed=2)
     assert gate(r, baseline=BASE) == gate(r, baseline=BASE)
+
+
+def test_module_part_tells_agx_32gb_from_64gb() -> None:
+    # both devkits report the same device-tree model string; only the module part differs
+    other = make_result(seed=2, device={**JETSON, "module_part": "P3701-0004"})
+    keys = {k for k, _, _ in environment_differences(other, BASE)}
+    assert keys == {"device.module_part"}

@@ -32,7 +32,7 @@ from .._io import require_file, sha256_file
 from ..backends.onnxruntime import OnnxRuntimeRunner
 from ..calib.dataset import CalibrationDataset, open_dataset
 from ..calib.specs import io_specs
-from ..errors import ModelError, UsageError
+from ..errors import DependencyMissingError, ModelError, UsageError
 from ..model.load import load_model
 from ..results.schema import ModelRef, Result, RunConfig, TensorSpec
 from .metrics import (
@@ -228,8 +228,14 @@ def open_runner(path: str | os.PathLike[str], *, threads: int | None = None) -> 
     """A runner (not yet entered) for an ONNX model or a TensorRT engine."""
     require_file(path, what="candidate model")
     if candidate_kind(path) == "tensorrt":
-        from ..backends.tensorrt.runner import TensorRTRunner
-
+        try:
+            from ..backends.tensorrt.runner import TensorRTRunner
+        except ImportError as exc:  # a partial install without the TensorRT backend
+            raise DependencyMissingError(
+                "the TensorRT backend of orinbench is not available",
+                why=str(exc),
+                fix="reinstall orinbench; run engines on a machine with TensorRT",
+            ) from exc
         return TensorRTRunner(path)
     return OnnxRuntimeRunner(path, intra_op_threads=threads)
 

@@ -208,7 +208,7 @@ class SensitivityReport:
             "suggested_exclude": list(self.suggested_exclude),
             "suggested_loss": self.suggested_loss,
             "budget_met": self.met,
-            "greedy_steps": [{"group": g, "loss": v, "kept": kept} for g, v, kept in self.steps],
+            "search_steps": [step.to_dict() for step in self.steps],
         }
 
 
@@ -244,7 +244,8 @@ def analyze_sensitivity(
 
     ``modes`` picks the measurements per group: ``"only"`` (quantize that group alone) and/or
     ``"float"`` (quantize all but that group). ``group_depth`` None chooses the depth that gives at
-    most ``max_groups`` groups. ``max_steps`` bounds the greedy search (default: every group).
+    most ``max_groups`` groups. ``max_steps`` bounds the measurements of the exclusion search
+    (default: twice the number of groups).
     Every number in the report comes from quantizing with ONNX Runtime and running the result on
     the samples.
     """

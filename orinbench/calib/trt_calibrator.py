@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import CalibrationError
-from .cache import ALGORITHM_HEADERS, parse_cache, read_cache, write_cache
+from .cache import ALGORITHM_HEADERS, check_cache, parse_cache, read_cache, write_cache
 from .dataset import CalibrationDataset, Feed
 
 #: ``--algo`` values and the TensorRT calibrator class each one uses
@@ -105,8 +105,9 @@ def make_calibrator(
     its context current). With ``read_existing`` False an existing cache at
     ``cache_path`` is ignored, so calibration runs again and replaces it. After the build,
     ``calibrator.error`` holds the first exception raised inside a callback (or None),
-    ``calibrator.batches_served`` the number of batches handed to TensorRT and
-    ``calibrator.cache_written`` whether a cache was written.
+    ``calibrator.batches_served`` the number of batches handed to TensorRT,
+    ``calibrator.cache_written`` whether a cache was written, and ``calibrator.warnings`` what
+    reading an existing cache found (written by another TensorRT release).
     """
     require_implicit_calibration(trt)
     if algo not in CALIBRATOR_CLASSES:
@@ -134,6 +135,7 @@ def make_calibrator(
             self.error: BaseException | None = None
             self.batches_served = 0
             self.cache_written = False
+            self.warnings: list[str] = []
             self._batches: Iterator[Feed] = batches(dataset, batch)
             self._buffers: dict[str, tuple[Any, int]] = {}
             self._stream: Any = None
@@ -191,9 +193,14 @@ def make_calibrator(
                 return None
             if cache.algorithm != header_algo:
                 return None  # made by another calibrator: calibrate again rather than mix
+            self.warnings.extend(
+                check_cache(cache, trt_version=str(trt.__version__), source=str(path))
+            )
             return path.read_bytes()
 
         def write_calibration_cache(self, cache: Any) -> None:
+            if self.error is not None:
+                return  # a failed calibration (or a foreign file at the path) is not overwritten
             try:
                 data = bytes(cache)
                 parse_cache(data, source="the cache TensorRT produced")

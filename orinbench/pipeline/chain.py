@@ -126,7 +126,7 @@ def host_view(tensor: DeviceTensor) -> np.ndarray | None:
     # Memory owned by something else (an OrtValue, a mapped buffer): view it by address. The
     # tensor's owner keeps it alive as long as the caller holds the tensor.
     buf = (ctypes.c_char * tensor.nbytes).from_address(tensor.ptr)
-    return np.frombuffer(buf, dtype=np.dtype(tensor.dtype)).reshape(tensor.shape)
+    return np.frombuffer(memoryview(buf), dtype=np.dtype(tensor.dtype)).reshape(tensor.shape)
 
 
 class CpuMemory:

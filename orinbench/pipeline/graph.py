@@ -182,7 +182,7 @@ def _frame_inputs(
             shape = declared.shape
         if declared is not None and declared.dtype is not None:
             dtype = declared.dtype
-        for stage, spec in readers:
+        for reader, spec in readers:
             if dtype is None and spec.dtype != "?":
                 dtype = spec.dtype
             elif spec.dtype not in ("?", dtype):
@@ -192,14 +192,14 @@ def _frame_inputs(
                     else f"as stage '{readers[0][0]}' reads it"
                 )
                 raise RecipeError(
-                    f"{src}: stage '{stage}': input '{spec.name}' is {spec.dtype} but frame input "
+                    f"{src}: stage '{reader}': input '{spec.name}' is {spec.dtype} but frame input "
                     f"'{name}' is {dtype} ({origin})",
                     fix="feed it from a frame input of its own dtype",
                 )
             merged = _merge_shape(shape, spec.shape)
             if merged is None:
                 raise RecipeError(
-                    f"{src}: stage '{stage}': input '{spec.name}' has shape "
+                    f"{src}: stage '{reader}': input '{spec.name}' has shape "
                     f"{format_shape(spec.shape)}, which does not match frame input '{name}' "
                     f"({format_shape(shape or ())})",
                     fix="give each stage a frame input of its own shape",

@@ -1,7 +1,7 @@
 """Make the TensorRT name lists of tests/test_api_conformance.py from the real bindings wheels.
 
-    python tests/trt_api/fetch_names.py            # download the wheels from PyPI, write names-*.txt
-    python tests/trt_api/fetch_names.py --wheels DIR   # use wheels already downloaded
+    python tests/trt_api/fetch_names.py               # download the wheels, write names-*.txt
+    python tests/trt_api/fetch_names.py --wheels DIR  # use wheels already downloaded
 
 The bindings-only wheels on PyPI (about 1 MB each) hold the compiled module ``tensorrt.so``; its
 string table holds every name bound with pybind11 (classes, methods, properties, enum members)
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             found = sorted(folder.glob(f"{norm}-{version}-*.whl"))
             wheel = found[0] if found else download(package, version, folder)
             out = write_list(label, package, version, wheel, args.out_dir)
-            print(f"{out}: {sum(1 for ln in out.read_text().splitlines() if not ln.startswith('#'))} names")
+            count = sum(1 for ln in out.read_text().splitlines() if not ln.startswith("#"))
+            print(f"{out}: {count} names")
     return 0
 
 

@@ -1,10 +1,11 @@
-"""A strict fake of orinbench's CUDA layer (``CudaApi``) and of the CUDA runtime the TRT double uses.
+"""A strict fake of orinbench's CUDA layer (``CudaApi``) and of the CUDA runtime the double uses.
 
 Memory is real host memory (so the TensorRT double can read inputs and write outputs at the
 addresses it is given), but it is tracked: a pointer outside any live allocation, a double free or
-a leak is caught, and copies from pageable memory are counted (``pageable_copies``). Work is asynchronous as on a GPU: copies and
-inferences are queued per stream and run only when something waits (stream or event
-synchronize, or an event polled twice), so reading outputs before synchronising reads stale data.
+a leak is caught, and copies from pageable memory are counted (``pageable_copies``). Work is
+asynchronous as on a GPU: copies and inferences are queued per stream and run only when something
+waits (stream or event synchronize, or an event polled twice), so reading outputs before
+synchronising reads stale data.
 Each queued operation advances its stream's simulated clock by a known duration (copies by bytes
 over ``bandwidth_gbps``, inferences by the engine's ``inference_ms``), and CUDA events read that
 clock, so GPU times in tests are exact. Stream capture records operations into a graph that a
@@ -384,7 +385,9 @@ class FakeCuda:
             raise FakeCudaError(f"write to unallocated memory {ptr:#x}")
         ctypes.memmove(ptr, data, len(data))
 
-    def enqueue(self, stream: int, fn: Callable[[], None], *, duration_ms: float, label: str) -> None:
+    def enqueue(
+        self, stream: int, fn: Callable[[], None], *, duration_ms: float, label: str
+    ) -> None:
         s = self.streams.get(stream)
         if s is None:
             raise FakeCudaError(f"invalid stream handle {stream:#x}")

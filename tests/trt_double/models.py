@@ -84,7 +84,9 @@ def calib_folder(path: Path, *, samples: int = 4, shape: tuple[int, ...] = (1, 3
     return path
 
 
-def calib_cache(path: Path, *, version_code: str = "8601", algo: str = "EntropyCalibration2") -> Path:
+def calib_cache(
+    path: Path, *, version_code: str = "8601", algo: str = "EntropyCalibration2"
+) -> Path:
     """A TensorRT calibration cache in TensorRT's text format, for the conv model."""
     lines = [f"TRT-{version_code}-{algo}"] + [f"{t}: 3c010a14" for t in ("x", "c", "r", "y")]
     path.write_text("\n".join(lines) + "\n")

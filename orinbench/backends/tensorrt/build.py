@@ -42,9 +42,10 @@ from ...errors import (
 from ...model.load import load_model, model_sha256
 from ...model.shapes import format_shape
 from ...results.schema import TensorSpec
-from . import compat, inspector
+from . import compat
 from .cuda import CudaApi, DeviceInfo, default_layer
 from .engine import engine_io
+from .inspector import layer_precision_summary
 from .logger import LogRecord, make_logger
 from .progress import Monitor, ProgressCallback
 from .sidecar import (
@@ -404,7 +405,7 @@ def build_engine(
     opts = options if options is not None else BuildOptions()
     src = require_file(onnx_path, what="ONNX model")
     model = load_model(src, load_external_data=False)
-    engine = (
+    engine_file = (
         Path(engine_path) if engine_path is not None else default_engine_path(src, opts.precision)
     )
     for lib in opts.plugins:
@@ -459,17 +460,17 @@ def build_engine(
     }
     reason = "forced" if force else "a calibrator object was given"
     if not force and (calibrator is None or calibration_id is not None):
-        fresh, reason = up_to_date(engine, key)
+        fresh, reason = up_to_date(engine_file, key)
         if fresh:
             from .sidecar import read_sidecar
 
             return BuildReport(
-                engine_path=engine,
-                sidecar_path=sidecar_path(engine),
+                engine_path=engine_file,
+                sidecar_path=sidecar_path(engine_file),
                 log_path=None,
                 skipped=True,
                 reason="up to date",
-                sidecar=read_sidecar(engine) or {},
+                sidecar=read_sidecar(engine_file) or {},
             )
 
     compat.load_plugin_libraries(opts.plugins)
@@ -485,7 +486,7 @@ def build_engine(
             plan,
             src=src,
             onnx_sha=onnx_sha,
-            engine=engine,
+            engine_file=engine_file,
             settings=settings,
             device=device,
             cuda=cuda,
@@ -600,10 +601,10 @@ def _configure(
     # NVTX verbosity again, so timing is not affected).
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     if opts.shapes:
-        profile = builder.create_optimization_profile()
+        trt_profile = builder.create_optimization_profile()
         for name, rng in opts.shapes.items():
-            profile.set_shape(name, rng.min, rng.opt, rng.max)
-        config.add_optimization_profile(profile)
+            trt_profile.set_shape(name, rng.min, rng.opt, rng.max)
+        config.add_optimization_profile(trt_profile)
     return config
 
 
@@ -617,12 +618,12 @@ def _timing_cache(trt: Any, config: Any, path: Path | None, warn: Callable[[str]
             data = path.read_bytes()
         except OSError as exc:
             raise BuildError(f"cannot read the timing cache {path}", why=str(exc)) from exc
-    cache = config.create_timing_cache(data)
-    if cache is None or not config.set_timing_cache(cache, False):
+    timing = config.create_timing_cache(data)
+    if timing is None or not config.set_timing_cache(timing, False):
         warn(f"the timing cache {path} is from another GPU or TensorRT version; starting a new one")
-        cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, False)
-    return cache
+        timing = config.create_timing_cache(b"")
+        config.set_timing_cache(timing, False)
+    return timing
 
 
 def _run_build(
@@ -633,7 +634,7 @@ def _run_build(
     *,
     src: Path,
     onnx_sha: str,
-    engine: Path,
+    engine_file: Path,
     settings: Mapping[str, Any],
     device: DeviceInfo | None,
     cuda: CudaApi | None,
@@ -656,10 +657,10 @@ def _run_build(
         trt, min_severity="VERBOSE" if opts.verbose_log else "INFO", on_message=on_message
     )
     header = (
-        f"# orinbench {__version__} build of {src} -> {engine}\n"
+        f"# orinbench {__version__} build of {src} -> {engine_file}\n"
         f"# TensorRT {trt.__version__}, precision {opts.precision} ({plan.path})"
     )
-    log_file = log_path(engine)
+    log_file = log_path(engine_file)
     started = time.perf_counter()
     try:
         trt.init_libnvinfer_plugins(log.ilogger, "")
@@ -717,19 +718,23 @@ def _run_build(
             runtime.DLA_core = int(opts.dla_core)
         built = runtime.deserialize_cuda_engine(data)
         if built is not None:
-            layers = inspector.layer_precision_summary(trt, built)
+            layers = layer_precision_summary(trt, built)
             inputs, outputs = engine_io(trt, built)
         else:
             warn("the new engine could not be loaded for inspection; see the log")
         calibration = dict(plan.calibration) if plan.calibration else None
-        produced_cache = _produced_cache(plan, engine)
+        produced_cache = _produced_cache(plan, engine_file)
         if calibration is not None and produced_cache is not None:
             calibration["cache_written"] = str(produced_cache[0])
             calibration["cache_sha256"] = produced_cache[1]
         sidecar = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "engine": {"file": engine.name, "sha256": sha256_bytes(data), "size_bytes": len(data)},
+            "engine": {
+                "file": engine_file.name,
+                "sha256": sha256_bytes(data),
+                "size_bytes": len(data),
+            },
             "onnx": {"path": str(src), "sha256": onnx_sha},
             "settings": dict(settings),
             "precision_path": plan.path,
@@ -755,17 +760,17 @@ def _run_build(
             "layers": layers,
             "warnings": len(warnings),
         }
-        atomic_write_bytes(engine, data)
+        atomic_write_bytes(engine_file, data)
         if produced_cache is not None:
             atomic_write_bytes(produced_cache[0], produced_cache[2])
         if timing is not None and opts.timing_cache is not None:
             atomic_write_bytes(
                 opts.timing_cache, bytes(memoryview(config.get_timing_cache().serialize()))
             )
-        write_sidecar(engine, sidecar)
+        write_sidecar(engine_file, sidecar)
         return BuildReport(
-            engine_path=engine,
-            sidecar_path=sidecar_path(engine),
+            engine_path=engine_file,
+            sidecar_path=sidecar_path(engine_file),
             log_path=log_file,
             skipped=False,
             reason=f"built ({reason})",
@@ -782,9 +787,9 @@ def _close_calibrator(calibrator: Any) -> None:
         close()
 
 
-def _produced_cache(plan: _Plan, engine: Path) -> tuple[Path, str, bytes] | None:
+def _produced_cache(plan: _Plan, engine_file: Path) -> tuple[Path, str, bytes] | None:
     """The calibration cache a data calibrator wrote during the build, to keep beside the engine."""
     if plan.calib_cache_out is None or not plan.calib_cache_out.is_file():
         return None
     data = plan.calib_cache_out.read_bytes()
-    return engine.with_name(engine.name + ".calib"), sha256_bytes(data), data
+    return engine_file.with_name(engine_file.name + ".calib"), sha256_bytes(data), data

@@ -54,6 +54,13 @@ GATED_NAMES: dict[str, tuple[str | None, str | None]] = {
     "builder_optimization_level": ("8.6", None),
     "IProgressMonitor": ("10.0", None),
     "progress_monitor": ("10.0", None),
+    "phase_start": ("10.0", None),
+    "step_complete": ("10.0", None),
+    "phase_finish": ("10.0", None),
+    "get_batch_size": (None, "11.0"),
+    "get_batch": (None, "11.0"),
+    "read_calibration_cache": (None, "11.0"),
+    "write_calibration_cache": (None, "11.0"),
     "node_name": ("10.0", None),
     "node_operator": ("10.0", None),
 }

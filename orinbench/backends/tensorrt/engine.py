@@ -191,8 +191,8 @@ def engine_io(trt: Any, engine: Any) -> tuple[tuple[TensorSpec, ...], tuple[Tens
 
 
 def profile_shapes(
-    engine: Any, name: str, profile: int = 0
+    engine: Any, name: str, profile_index: int = 0
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """(min, opt, max) shape of input ``name`` in optimization profile ``profile``."""
-    lo, opt, hi = engine.get_tensor_profile_shape(name, profile)
+    """(min, opt, max) shape of input ``name`` in optimization profile ``profile_index``."""
+    lo, opt, hi = engine.get_tensor_profile_shape(name, profile_index)
     return tuple(int(d) for d in lo), tuple(int(d) for d in opt), tuple(int(d) for d in hi)

@@ -123,11 +123,11 @@ def up_to_date(
     engine_path: str | os.PathLike[str], wanted_key: Mapping[str, Any]
 ) -> tuple[bool, str]:
     """(True, "") when the engine and its sidecar match ``wanted_key``; else (False, reason)."""
-    engine = Path(engine_path)
-    if not engine.is_file():
+    engine_file = Path(engine_path)
+    if not engine_file.is_file():
         return False, "no engine yet"
     try:
-        current = read_sidecar(engine)
+        current = read_sidecar(engine_file)
     except InputFileError:
         return False, "the sidecar is unreadable"
     if current is None:
@@ -137,8 +137,7 @@ def up_to_date(
         if have.get(key) != want:
             return False, f"{key.replace('_', ' ')} changed"
     recorded = current.get("engine") or {}
-    if recorded.get("size_bytes") != engine.stat().st_size or recorded.get("sha256") != sha256_file(
-        engine
-    ):
+    size = engine_file.stat().st_size
+    if recorded.get("size_bytes") != size or recorded.get("sha256") != sha256_file(engine_file):
         return False, "the engine file differs from the one the sidecar describes"
     return True, ""

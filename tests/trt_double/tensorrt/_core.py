@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - messages are TensorRT's own, kept on one line so that they can be grepped
 """The TensorRT double's classes, for the version selected in ``_version``.
 
 Only what orinbench uses is modelled, with the semantics of the real bindings where orinbench
@@ -57,7 +58,9 @@ def _dims(values: Sequence[int]) -> Dims:
 
 def _require_init(obj: Any, what: str) -> None:
     if not getattr(obj, "_trt_init", False):
-        raise TypeError(f"{type(obj).__name__}.__init__() must be called when overriding __init__ ({what})")
+        raise TypeError(
+            f"{type(obj).__name__}.__init__() must be called when overriding __init__ ({what})"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,16 +133,16 @@ for _m in ILogger.Severity:
 
 
 class Logger(ILogger):
-    __slots__ = ("min_severity", "messages")
+    __slots__ = ("_messages", "min_severity")
 
     def __init__(self, min_severity: Any = ILogger.Severity.WARNING) -> None:
         super().__init__()
         self.min_severity = min_severity
-        self.messages: list[tuple[Any, str]] = []
+        self._messages: list[tuple[Any, str]] = []
 
     def log(self, severity: Any, msg: str) -> None:
         if int(severity) <= int(self.min_severity):
-            self.messages.append((severity, msg))
+            self._messages.append((severity, msg))
 
 
 Logger.Severity = ILogger.Severity
@@ -157,7 +160,9 @@ def _log(logger: ILogger, severity: str, msg: str) -> None:
 
 def _check_logger(logger: Any) -> ILogger:
     if not isinstance(logger, ILogger):
-        raise TypeError(f"incompatible function arguments: logger must be tensorrt.ILogger, not {type(logger).__name__}")
+        raise TypeError(
+            f"incompatible function arguments: logger must be tensorrt.ILogger, not {type(logger).__name__}"
+        )
     _require_init(logger, "ILogger")
     return logger
 
@@ -241,8 +246,10 @@ _CACHE_ALGOS = {
 
 def _version_code() -> str:
     major, minor, patch = (int(x) for x in VERSION.split(".")[:3])
-    return str(major * 10000 + minor * 100 + patch) if major >= 10 else str(
-        major * 1000 + minor * 100 + patch
+    return (
+        str(major * 10000 + minor * 100 + patch)
+        if major >= 10
+        else str(major * 1000 + minor * 100 + patch)
     )
 
 
@@ -265,7 +272,7 @@ class IHostMemory(bytes):
 
 
 class ITensor:
-    __slots__ = ("_name", "_shape", "_dtype")
+    __slots__ = ("_dtype", "_name", "_shape")
 
     def __init__(self, name: str, shape: Sequence[int], dtype: Any) -> None:
         self._name, self._shape, self._dtype = name, _dims(shape), dtype
@@ -284,7 +291,7 @@ class ITensor:
 
 
 class INetworkDefinition:
-    __slots__ = ("_flags", "_inputs", "_outputs", "_nodes", "_onnx", "_types", "_parsed", "_name")
+    __slots__ = ("_flags", "_inputs", "_name", "_nodes", "_onnx", "_outputs", "_parsed", "_types")
 
     def __init__(self, flags: int) -> None:
         self._flags = int(flags)
@@ -332,7 +339,13 @@ class ParserError:
     __slots__ = ("_code", "_desc", "_node", "_node_name", "_op")
 
     def __init__(self, code: Any, desc: str, node: int, node_name: str = "", op: str = "") -> None:
-        self._code, self._desc, self._node, self._node_name, self._op = code, desc, node, node_name, op
+        self._code, self._desc, self._node, self._node_name, self._op = (
+            code,
+            desc,
+            node,
+            node_name,
+            op,
+        )
 
     def code(self) -> Any:
         return self._code
@@ -373,7 +386,7 @@ _ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 6: "INT32", 7: "INT64", 9: "BOOL", 2: "U
 
 @_gated({"supports_model": (None, "11.0")})
 class OnnxParser:
-    __slots__ = ("_network", "_logger", "_errors")
+    __slots__ = ("_errors", "_logger", "_network")
 
     def __init__(self, network: INetworkDefinition, logger: Any) -> None:
         if not isinstance(network, INetworkDefinition):
@@ -403,12 +416,18 @@ class OnnxParser:
             with open(model, "rb") as fh:
                 data = fh.read()
         except OSError:
-            return self._fail(ErrorCode.MODEL_DESERIALIZE_FAILED, f"Failed to open file: {model}", -1)
+            return self._fail(
+                ErrorCode.MODEL_DESERIALIZE_FAILED, f"Failed to open file: {model}", -1
+            )
         return self.parse(data, model)
 
     def _fail(self, code: Any, desc: str, node: int, name: str = "", op: str = "") -> bool:
         self._errors.append(ParserError(code, desc, node, name, op))
-        where = f"In node {node} with name: {name} and operator: {op}" if CURRENT >= (10, 0) else f"In node {node}"
+        where = (
+            f"In node {node} with name: {name} and operator: {op}"
+            if CURRENT >= (10, 0)
+            else f"In node {node}"
+        )
         _log(self._logger, "ERROR", f"ModelImporter.cpp:0: {where}: {code.name}: {desc}")
         return False
 
@@ -433,7 +452,9 @@ class OnnxParser:
         failed = False
         for index, node in enumerate(graph.node):
             op = node.op_type
-            standard = node.domain in ("", "ai.onnx") and onnx.defs.has(op) and op not in _UNSUPPORTED
+            standard = (
+                node.domain in ("", "ai.onnx") and onnx.defs.has(op) and op not in _UNSUPPORTED
+            )
             if standard or op in _testing.plugins:
                 continue
             failed = True
@@ -459,11 +480,17 @@ class OnnxParser:
             t = vi.type.tensor_type
             trt_type = _ONNX_TO_TRT.get(t.elem_type)
             if trt_type is None:
-                return self._fail(ErrorCode.UNSUPPORTED_GRAPH, f"unsupported input type {t.elem_type}", -1)
+                return self._fail(
+                    ErrorCode.UNSUPPORTED_GRAPH, f"unsupported input type {t.elem_type}", -1
+                )
             if trt_type == "INT64" and CURRENT < (10, 0):
-                _log(self._logger, "WARNING", "onnx2trt_utils.cpp:377: Your ONNX model has been generated "
-                     "with INT64 weights, while TensorRT does not natively support INT64. Attempting "
-                     "to cast down to INT32.")
+                _log(
+                    self._logger,
+                    "WARNING",
+                    "onnx2trt_utils.cpp:377: Your ONNX model has been generated "
+                    "with INT64 weights, while TensorRT does not natively support INT64. Attempting "
+                    "to cast down to INT32.",
+                )
                 trt_type = "INT32"
             dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
             net._inputs.append(ITensor(vi.name, dims, getattr(DataType, trt_type)))
@@ -479,8 +506,12 @@ class OnnxParser:
         net._types = types
         net._name = graph.name or net._name
         net._parsed = True
-        _log(self._logger, "INFO", f"----------------------------------------------------------------\n"
-             f"Input filename:   {path}\nONNX IR version:  {proto.ir_version}")
+        _log(
+            self._logger,
+            "INFO",
+            f"----------------------------------------------------------------\n"
+            f"Input filename:   {path}\nONNX IR version:  {proto.ir_version}",
+        )
         return True
 
 
@@ -495,7 +526,9 @@ class IOptimizationProfile:
         self._shapes: dict[str, tuple[Dims, Dims, Dims]] = {}
         self._valid = True
 
-    def set_shape(self, input: str, min: Sequence[int], opt: Sequence[int], max: Sequence[int]) -> None:
+    def set_shape(
+        self, input: str, min: Sequence[int], opt: Sequence[int], max: Sequence[int]
+    ) -> None:
         lo, mid, hi = _dims(min), _dims(opt), _dims(max)
         if not (len(lo) == len(mid) == len(hi)) or not all(
             a <= b <= c for a, b, c in zip(lo, mid, hi, strict=True)
@@ -538,8 +571,17 @@ _CONFIG_GATES: dict[str, tuple[str | None, str | None]] = {
 @_gated(_CONFIG_GATES)
 class IBuilderConfig:
     __slots__ = (
-        "_pools", "_flags", "_calibrator", "_device_type", "_dla_core", "_verbosity", "_opt_level",
-        "_monitor", "_profiles", "_timing_cache", "_workspace",
+        "_calibrator",
+        "_device_type",
+        "_dla_core",
+        "_flags",
+        "_monitor",
+        "_opt_level",
+        "_pools",
+        "_profiles",
+        "_timing_cache",
+        "_verbosity",
+        "_workspace",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -615,11 +657,11 @@ class IBuilderConfig:
         self._device_type = value
 
     @property
-    def DLA_core(self) -> int:  # noqa: N802 - TensorRT's name
+    def DLA_core(self) -> int:
         return self._dla_core
 
     @DLA_core.setter
-    def DLA_core(self, value: int) -> None:  # noqa: N802
+    def DLA_core(self, value: int) -> None:
         self._dla_core = int(value)
 
     @property
@@ -707,7 +749,7 @@ class Builder:
         return self._logger
 
     @property
-    def num_DLA_cores(self) -> int:  # noqa: N802 - TensorRT's name
+    def num_DLA_cores(self) -> int:
         return _testing.config.dla_cores
 
     @property
@@ -732,7 +774,9 @@ class Builder:
 
     def build_serialized_network(self, network: Any, config: Any) -> IHostMemory | None:
         if not isinstance(network, INetworkDefinition) or not isinstance(config, IBuilderConfig):
-            raise TypeError("build_serialized_network(network: INetworkDefinition, config: IBuilderConfig)")
+            raise TypeError(
+                "build_serialized_network(network: INetworkDefinition, config: IBuilderConfig)"
+            )
         _testing.calls["build_serialized_network"] += 1
         return _Build(self._logger, network, config).run()
 
@@ -744,7 +788,9 @@ class _Cancelled(Exception):
 class _Build:
     """One build_serialized_network call."""
 
-    def __init__(self, logger: ILogger, network: INetworkDefinition, config: IBuilderConfig) -> None:
+    def __init__(
+        self, logger: ILogger, network: INetworkDefinition, config: IBuilderConfig
+    ) -> None:
         self.logger, self.net, self.config = logger, network, config
 
     def error(self, msg: str) -> None:
@@ -753,26 +799,36 @@ class _Build:
     def run(self) -> IHostMemory | None:
         net, config = self.net, self.config
         if not net._parsed or not net._inputs:
-            self.error("4: [network.cpp::validate::2789] Error Code 4: Internal Error (Network must have at least one output)")
+            self.error(
+                "4: [network.cpp::validate::2789] Error Code 4: Internal Error (Network must have at least one output)"
+            )
             return None
         profile = self._profile()
         if profile is False:
             return None
         strongly = net._strongly_typed
         if strongly and (config._has("FP16") or config._has("INT8") or config._has("BF16")):
-            self.error("3: [builderConfig.cpp::setFlag] Error Code 3: API Usage Error (Parameter check failed, "
-                       "condition: !strongly typed. Precision flags cannot be set for a strongly typed network.)")
+            self.error(
+                "3: [builderConfig.cpp::setFlag] Error Code 3: API Usage Error (Parameter check failed, "
+                "condition: !strongly typed. Precision flags cannot be set for a strongly typed network.)"
+            )
             return None
         if config._opt_level not in range(6):
-            self.error(f"3: Error Code 3: API Usage Error (builder optimization level {config._opt_level} is not in [0, 5])")
+            self.error(
+                f"3: Error Code 3: API Usage Error (builder optimization level {config._opt_level} is not in [0, 5])"
+            )
             return None
         has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in net._nodes)
         int8 = False
         if config._has("INT8"):
             if has_qdq:
                 if config._calibrator is not None:
-                    _log(self.logger, "WARNING", "Calibrator won't be used in explicit precision mode. "
-                         "Use quantization aware training to generate network with Quantize/Dequantize nodes.")
+                    _log(
+                        self.logger,
+                        "WARNING",
+                        "Calibrator won't be used in explicit precision mode. "
+                        "Use quantization aware training to generate network with Quantize/Dequantize nodes.",
+                    )
                 int8 = True
             elif config._calibrator is not None:
                 ok = self._calibrate(config._calibrator)
@@ -780,40 +836,57 @@ class _Build:
                     return None
                 int8 = True
             else:
-                _log(self.logger, "WARNING", "Calibrator is not being used. Users must provide dynamic "
-                     "range for all tensors that are not Int32 or Bool.")
+                _log(
+                    self.logger,
+                    "WARNING",
+                    "Calibrator is not being used. Users must provide dynamic "
+                    "range for all tensors that are not Int32 or Bool.",
+                )
         elif has_qdq and not strongly:
-            self.error("4: [network.cpp::validate::3115] Error Code 4: Internal Error (Int8 precision has "
-                       "been set for a layer or layer output, but int8 is not configured in the builder)")
+            self.error(
+                "4: [network.cpp::validate::3115] Error Code 4: Internal Error (Int8 precision has "
+                "been set for a layer or layer output, but int8 is not configured in the builder)"
+            )
             return None
         if config._device_type == DeviceType.DLA:
             if not 0 <= config._dla_core < _testing.config.dla_cores:
-                self.error(f"1: [dlaUtils.cpp] Error Code 1: Cuda Runtime (DLA core {config._dla_core} is not available)")
+                self.error(
+                    f"1: [dlaUtils.cpp] Error Code 1: Cuda Runtime (DLA core {config._dla_core} is not available)"
+                )
                 return None
             if not (config._has("FP16") or config._has("INT8")) and not config._has("GPU_FALLBACK"):
-                self.error("2: [network.cpp::validate] Error Code 2: Internal Error (Default DLA is enabled but "
-                           "layer is not supported on DLA and falling back to GPU is not enabled.)")
+                self.error(
+                    "2: [network.cpp::validate] Error Code 2: Internal Error (Default DLA is enabled but "
+                    "layer is not supported on DLA and falling back to GPU is not enabled.)"
+                )
                 return None
         layers = self._layers(strongly, fp16=config._has("FP16"), int8=int8, has_qdq=has_qdq)
         try:
             self._progress(len(layers))
         except _Cancelled:
-            self.error("2: [engineBuilder.cpp] Error Code 2: Internal Error (Build was cancelled by the "
-                       "progress monitor.)")
+            self.error(
+                "2: [engineBuilder.cpp] Error Code 2: Internal Error (Build was cancelled by the "
+                "progress monitor.)"
+            )
             return None
         if config._timing_cache is not None:
             before = len(config._timing_cache._entries)
             for layer in layers:
                 config._timing_cache._entries.add(f"{layer['type']}:{layer['precision']}")
-            _log(self.logger, "INFO", f"Timing cache: {before} entries loaded, "
-                 f"{len(config._timing_cache._entries) - before} added")
+            _log(
+                self.logger,
+                "INFO",
+                f"Timing cache: {before} entries loaded, "
+                f"{len(config._timing_cache._entries) - before} added",
+            )
         header = {
             "trt_version": VERSION,
             "tag": TAG,
             "compute_capability": _testing.config.compute_capability,
             "device_name": _testing.config.device_name,
             "plugins": sorted({n.op_type for n in net._nodes if n.op_type in _testing.plugins}),
-            "io": [self._io(t, "INPUT") for t in net._inputs] + [self._io(t, "OUTPUT") for t in net._outputs],
+            "io": [self._io(t, "INPUT") for t in net._inputs]
+            + [self._io(t, "OUTPUT") for t in net._outputs],
             "profiles": [{k: [list(d) for d in v] for k, v in profile.items()}] if profile else [],
             "layers": layers,
             "verbosity": config._verbosity.name,
@@ -825,15 +898,23 @@ class _Build:
         return IHostMemory(_plan.dump(header, net._onnx))
 
     def _io(self, t: ITensor, mode: str) -> dict[str, Any]:
-        return {"name": t.name, "mode": mode, "dtype": t.dtype.name, "shape": list(t.shape), "location": "DEVICE"}
+        return {
+            "name": t.name,
+            "mode": mode,
+            "dtype": t.dtype.name,
+            "shape": list(t.shape),
+            "location": "DEVICE",
+        }
 
     def _profile(self) -> dict[str, tuple[Dims, Dims, Dims]] | bool | None:
         dynamic = [t for t in self.net._inputs if any(d < 0 for d in t.shape)]
         profiles = self.config._profiles
         if not profiles:
             if dynamic:
-                self.error("4: [network.cpp::validate::3100] Error Code 4: Internal Error (Network has "
-                           "dynamic or shape inputs, but no optimization profile has been defined.)")
+                self.error(
+                    "4: [network.cpp::validate::3100] Error Code 4: Internal Error (Network has "
+                    "dynamic or shape inputs, but no optimization profile has been defined.)"
+                )
                 return False
             return None
         shapes = profiles[0]._shapes
@@ -841,15 +922,20 @@ class _Build:
             rng = shapes.get(t.name)
             if rng is None:
                 if any(d < 0 for d in t.shape):
-                    self.error(f"4: [network.cpp::validate] Error Code 4: Internal Error ({t.name}: dynamic "
-                               "input is missing dimensions in profile 0.)")
+                    self.error(
+                        f"4: [network.cpp::validate] Error Code 4: Internal Error ({t.name}: dynamic "
+                        "input is missing dimensions in profile 0.)"
+                    )
                     return False
                 continue
             if len(rng[0]) != len(t.shape) or any(
-                d >= 0 and not (lo == hi == d) for d, lo, hi in zip(t.shape, rng[0], rng[2], strict=True)
+                d >= 0 and not (lo == hi == d)
+                for d, lo, hi in zip(t.shape, rng[0], rng[2], strict=True)
             ):
-                self.error(f"4: [network.cpp::validate] Error Code 4: Internal Error ({t.name}: profile "
-                           "does not match the network's static dimensions.)")
+                self.error(
+                    f"4: [network.cpp::validate] Error Code 4: Internal Error ({t.name}: profile "
+                    "does not match the network's static dimensions.)"
+                )
                 return False
         return dict(shapes)
 
@@ -863,8 +949,11 @@ class _Build:
             if m and m.group(2) == algo:
                 _testing.calls["calibration_from_cache"] += 1
                 return True
-            _log(self.logger, "WARNING", "The calibration cache header does not match the calibrator; "
-                 "recalibrating.")
+            _log(
+                self.logger,
+                "WARNING",
+                "The calibration cache header does not match the calibrator; recalibrating.",
+            )
         batch = calibrator.get_batch_size()
         names = [t.name for t in self.net._inputs]
         batches = 0
@@ -877,14 +966,22 @@ class _Build:
                 return False
             rt = _testing.cuda
             for t, ptr in zip(self.net._inputs, pointers, strict=True):
-                nbytes = int(np.prod([max(d, 1) for d in t.shape])) * np.dtype(_NP[t.dtype.name]).itemsize * batch
+                nbytes = (
+                    int(np.prod([max(d, 1) for d in t.shape]))
+                    * np.dtype(_NP[t.dtype.name]).itemsize
+                    * batch
+                )
                 if rt is not None and not rt.check_range(ptr, nbytes, device_accessible=True):
-                    self.error(f"1: Cuda Runtime (an illegal memory access was encountered) reading calibration input {t.name}")
+                    self.error(
+                        f"1: Cuda Runtime (an illegal memory access was encountered) reading calibration input {t.name}"
+                    )
                     return False
             batches += 1
         if batches == 0:
-            self.error("2: [calibrator.cpp] Error Code 2: Internal Error (Calibration failure occurred with "
-                       "no scaling factors detected.)")
+            self.error(
+                "2: [calibrator.cpp] Error Code 2: Internal Error (Calibration failure occurred with "
+                "no scaling factors detected.)"
+            )
             return False
         _testing.calls["calibration_batches"] += batches
         lines = [f"TRT-{_version_code()}-{algo}"]
@@ -893,28 +990,44 @@ class _Build:
         calibrator.write_calibration_cache(IHostMemory(("\n".join(lines) + "\n").encode()))
         return True
 
-    def _layers(self, strongly: bool, *, fp16: bool, int8: bool, has_qdq: bool) -> list[dict[str, Any]]:
+    def _layers(
+        self, strongly: bool, *, fp16: bool, int8: bool, has_qdq: bool
+    ) -> list[dict[str, Any]]:
         types = self.net._types
-        dq_outputs = {o for n in self.net._nodes if n.op_type == "DequantizeLinear" for o in n.output}
+        dq_outputs = {
+            o for n in self.net._nodes if n.op_type == "DequantizeLinear" for o in n.output
+        }
         layers = []
         for n in self.net._nodes:
             if n.op_type in ("Constant", "QuantizeLinear", "DequantizeLinear"):
                 continue
             out_type = types.get(n.output[0]) if n.output else None
             if strongly:
-                precision = "INT8" if any(i in dq_outputs for i in n.input) else (
-                    "FP16" if out_type == 10 else ("INT32" if out_type in (6, 7) else "FP32"))
-            elif int8 and n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose") and (
-                    not has_qdq or any(i in dq_outputs for i in n.input)):
+                precision = (
+                    "INT8"
+                    if any(i in dq_outputs for i in n.input)
+                    else ("FP16" if out_type == 10 else ("INT32" if out_type in (6, 7) else "FP32"))
+                )
+            elif (
+                int8
+                and n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")
+                and (not has_qdq or any(i in dq_outputs for i in n.input))
+            ):
                 precision = "INT8"
             elif fp16 and out_type in (1, 10, None):
                 precision = "FP16"
             else:
                 precision = "INT32" if out_type in (6, 7) else "FP32"
             weight = 4.0 if n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose") else 1.0
-            layers.append({"name": n.name or f"{n.op_type}_{len(layers)}", "type": n.op_type,
-                           "precision": precision, "weight": weight,
-                           "outputs": list(n.output)})
+            layers.append(
+                {
+                    "name": n.name or f"{n.op_type}_{len(layers)}",
+                    "type": n.op_type,
+                    "precision": precision,
+                    "weight": weight,
+                    "outputs": list(n.output),
+                }
+            )
         return layers
 
     def _progress(self, steps: int) -> None:
@@ -943,7 +1056,7 @@ class _Build:
 
 
 class Runtime:
-    __slots__ = ("_logger", "_dla_core")
+    __slots__ = ("_dla_core", "_logger")
 
     def __init__(self, logger: Any) -> None:
         self._logger = _check_logger(logger)
@@ -954,15 +1067,15 @@ class Runtime:
         return self._logger
 
     @property
-    def DLA_core(self) -> int:  # noqa: N802
+    def DLA_core(self) -> int:
         return self._dla_core
 
     @DLA_core.setter
-    def DLA_core(self, value: int) -> None:  # noqa: N802
+    def DLA_core(self, value: int) -> None:
         self._dla_core = int(value)
 
     @property
-    def num_DLA_cores(self) -> int:  # noqa: N802
+    def num_DLA_cores(self) -> int:
         return _testing.config.dla_cores
 
     def deserialize_cuda_engine(self, serialized_engine: bytes) -> ICudaEngine | None:
@@ -976,32 +1089,52 @@ class Runtime:
             _log(self._logger, "ERROR", failed)
             return None
         if header["tag"] != TAG:
-            _log(self._logger, "ERROR", "1: [stdArchiveReader.cpp::StdArchiveReader::42] Error Code 1: Serialization "
-                 "(Serialization assertion stdVersionRead == kSERIALIZATION_VERSION failed.Version tag does not "
-                 f"match. Note: Current Version: {TAG}, Serialized Engine Version: {header['tag']})")
+            _log(
+                self._logger,
+                "ERROR",
+                "1: [stdArchiveReader.cpp::StdArchiveReader::42] Error Code 1: Serialization "
+                "(Serialization assertion stdVersionRead == kSERIALIZATION_VERSION failed.Version tag does not "
+                f"match. Note: Current Version: {TAG}, Serialized Engine Version: {header['tag']})",
+            )
             _log(self._logger, "ERROR", failed)
             return None
         if header["trt_version"] != VERSION:
-            _log(self._logger, "ERROR", "6: The engine plan file is not compatible with this version of TensorRT, "
-                 f"expecting library version {VERSION} got {header['trt_version']}, please rebuild.")
+            _log(
+                self._logger,
+                "ERROR",
+                "6: The engine plan file is not compatible with this version of TensorRT, "
+                f"expecting library version {VERSION} got {header['trt_version']}, please rebuild.",
+            )
             _log(self._logger, "ERROR", failed)
             return None
         if header["compute_capability"] != _testing.config.compute_capability:
-            _log(self._logger, "ERROR", "6: The engine plan file is generated on an incompatible device, "
-                 f"expecting compute {_testing.config.compute_capability} got compute "
-                 f"{header['compute_capability']}, please rebuild.")
+            _log(
+                self._logger,
+                "ERROR",
+                "6: The engine plan file is generated on an incompatible device, "
+                f"expecting compute {_testing.config.compute_capability} got compute "
+                f"{header['compute_capability']}, please rebuild.",
+            )
             _log(self._logger, "ERROR", failed)
             return None
         for op in header["plugins"]:
             if op not in _testing.plugins:
-                _log(self._logger, "ERROR", "1: [pluginV2Runner.cpp::load::303] Error Code 1: Serialization "
-                     "(Serialization assertion creator failed.Cannot deserialize plugin since corresponding "
-                     f"IPluginCreator not found in Plugin Registry) [{op}]")
+                _log(
+                    self._logger,
+                    "ERROR",
+                    "1: [pluginV2Runner.cpp::load::303] Error Code 1: Serialization "
+                    "(Serialization assertion creator failed.Cannot deserialize plugin since corresponding "
+                    f"IPluginCreator not found in Plugin Registry) [{op}]",
+                )
                 _log(self._logger, "ERROR", failed)
                 return None
         if header["dla_core"] is not None and self._dla_core < 0:
-            _log(self._logger, "ERROR", "1: [runtime.cpp] Error Code 1: DLA engine deserialization needs "
-                 "IRuntime::setDLACore")
+            _log(
+                self._logger,
+                "ERROR",
+                "1: [runtime.cpp] Error Code 1: DLA engine deserialization needs "
+                "IRuntime::setDLACore",
+            )
             _log(self._logger, "ERROR", failed)
             return None
         return ICudaEngine(self._logger, header, onnx_bytes)
@@ -1017,7 +1150,7 @@ _ENGINE_GATES: dict[str, tuple[str | None, str | None]] = {
 
 @_gated(_ENGINE_GATES)
 class ICudaEngine:
-    __slots__ = ("_logger", "_h", "_onnx", "_io", "_session", "_out_shapes")
+    __slots__ = ("_h", "_io", "_logger", "_onnx", "_out_shapes", "_session")
 
     def __init__(self, logger: ILogger, header: dict[str, Any], onnx_bytes: bytes) -> None:
         self._logger, self._h, self._onnx = logger, header, onnx_bytes
@@ -1027,8 +1160,12 @@ class ICudaEngine:
 
     def _tensor(self, name: str) -> dict[str, Any]:
         if name not in self._io:
-            _log(self._logger, "ERROR", f"3: [engine.cpp] Error Code 3: API Usage Error (Parameter check failed, "
-                 f"condition: tensor name {name} not found)")
+            _log(
+                self._logger,
+                "ERROR",
+                f"3: [engine.cpp] Error Code 3: API Usage Error (Parameter check failed, "
+                f"condition: tensor name {name} not found)",
+            )
             raise KeyError(name)
         return self._io[name]
 
@@ -1113,9 +1250,14 @@ class ICudaEngine:
         if self._session is None:
             so = ort.SessionOptions()
             so.log_severity_level = 3
-            self._session = ort.InferenceSession(self._onnx, sess_options=so, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                self._onnx, sess_options=so, providers=["CPUExecutionProvider"]
+            )
         want = {i.name: i.type for i in self._session.get_inputs()}
-        cast = {k: (v.astype(np.int64) if want.get(k) == "tensor(int64)" else v) for k, v in feed.items()}
+        cast = {
+            k: (v.astype(np.int64) if want.get(k) == "tensor(int64)" else v)
+            for k, v in feed.items()
+        }
         names = [o.name for o in self._session.get_outputs()]
         values = self._session.run(names, cast)
         return dict(zip(names, values, strict=True))
@@ -1134,7 +1276,16 @@ _CONTEXT_GATES: dict[str, tuple[str | None, str | None]] = {}
 
 @_gated(_CONTEXT_GATES)
 class IExecutionContext:
-    __slots__ = ("_engine", "_shapes", "_addresses", "_profiler", "_emits", "_nvtx", "_executed", "_name")
+    __slots__ = (
+        "_addresses",
+        "_emits",
+        "_engine",
+        "_executed",
+        "_name",
+        "_nvtx",
+        "_profiler",
+        "_shapes",
+    )
 
     def __init__(self, engine: ICudaEngine) -> None:
         self._engine = engine
@@ -1158,14 +1309,20 @@ class IExecutionContext:
         eng = self._engine
         t = eng._tensor(name)
         if t["mode"] != "INPUT":
-            return self._error(f"3: [executionContext.cpp::setInputShape] Error Code 3: API Usage Error "
-                               f"(Parameter check failed, condition: {name} is not an input)")
+            return self._error(
+                f"3: [executionContext.cpp::setInputShape] Error Code 3: API Usage Error "
+                f"(Parameter check failed, condition: {name} is not an input)"
+            )
         dims = tuple(int(d) for d in shape)
         lo, _, hi = eng.get_tensor_profile_shape(name, 0)
-        if len(dims) != len(lo) or not all(a <= d <= c for a, d, c in zip(lo, dims, hi, strict=True)):
-            return self._error(f"3: [executionContext.cpp::setInputShape] Error Code 3: API Usage Error "
-                               f"(Parameter check failed, condition: engineDims.d[i] == dims.d[i]. Static "
-                               f"dimension mismatch or out of the optimization profile for tensor {name})")
+        if len(dims) != len(lo) or not all(
+            a <= d <= c for a, d, c in zip(lo, dims, hi, strict=True)
+        ):
+            return self._error(
+                f"3: [executionContext.cpp::setInputShape] Error Code 3: API Usage Error "
+                f"(Parameter check failed, condition: engineDims.d[i] == dims.d[i]. Static "
+                f"dimension mismatch or out of the optimization profile for tensor {name})"
+            )
         self._shapes[name] = dims
         return True
 
@@ -1196,8 +1353,10 @@ class IExecutionContext:
         if not isinstance(memory, int):
             raise TypeError("set_tensor_address(name: str, memory: int)")
         if memory % 256 != 0:
-            return self._error(f"3: API Usage Error (Parameter check failed, condition: address of {name} "
-                               "is not aligned to 256 bytes)")
+            return self._error(
+                f"3: API Usage Error (Parameter check failed, condition: address of {name} "
+                "is not aligned to 256 bytes)"
+            )
         self._addresses[name] = memory
         return True
 
@@ -1205,8 +1364,13 @@ class IExecutionContext:
         return self._addresses.get(name, 0)
 
     def infer_shapes(self) -> list[str]:
-        return [t["name"] for t in self._engine._h["io"]
-                if t["mode"] == "INPUT" and any(d < 0 for d in t["shape"]) and t["name"] not in self._shapes]
+        return [
+            t["name"]
+            for t in self._engine._h["io"]
+            if t["mode"] == "INPUT"
+            and any(d < 0 for d in t["shape"])
+            and t["name"] not in self._shapes
+        ]
 
     @property
     def profiler(self) -> Any:
@@ -1237,7 +1401,11 @@ class IExecutionContext:
         if not isinstance(value, ProfilingVerbosity):
             raise TypeError("nvtx_verbosity must be a ProfilingVerbosity")
         if int(value) > int(self._engine.profiling_verbosity) and value != ProfilingVerbosity.NONE:
-            _log(self._engine._logger, "WARNING", "NVTX verbosity cannot be raised above the build verbosity")
+            _log(
+                self._engine._logger,
+                "WARNING",
+                "NVTX verbosity cannot be raised above the build verbosity",
+            )
             return
         self._nvtx = value
 
@@ -1246,36 +1414,52 @@ class IExecutionContext:
             raise TypeError("execute_async_v3(stream_handle: int)")
         rt = _testing.cuda
         if rt is None:
-            raise RuntimeError("TensorRT double: no CUDA runtime registered (tests register FakeCuda)")
+            raise RuntimeError(
+                "TensorRT double: no CUDA runtime registered (tests register FakeCuda)"
+            )
         eng = self._engine
         _testing.calls["execute_async_v3"] += 1
         if stream_handle == 0:
-            _log(eng._logger, "WARNING", "Using default stream in enqueueV3() may lead to performance issues "
-                 "due to additional calls to cudaStreamSynchronize() by TensorRT to ensure correct "
-                 "synchronization. Please use non-default stream instead.")
+            _log(
+                eng._logger,
+                "WARNING",
+                "Using default stream in enqueueV3() may lead to performance issues "
+                "due to additional calls to cudaStreamSynchronize() by TensorRT to ensure correct "
+                "synchronization. Please use non-default stream instead.",
+            )
         elif not rt.valid_stream(stream_handle):
-            return self._error("1: [executionContext.cpp] Error Code 1: Cuda Runtime (invalid resource handle)")
+            return self._error(
+                "1: [executionContext.cpp] Error Code 1: Cuda Runtime (invalid resource handle)"
+            )
         shapes = self._input_shapes()
         if shapes is None:
-            return self._error("3: [executionContext.cpp::enqueueV3] Error Code 3: API Usage Error (Parameter "
-                               "check failed, condition: inputShapesSpecified. Not all shapes are specified.)")
+            return self._error(
+                "3: [executionContext.cpp::enqueueV3] Error Code 3: API Usage Error (Parameter "
+                "check failed, condition: inputShapesSpecified. Not all shapes are specified.)"
+            )
         if rt.is_capturing(stream_handle) and not self._executed:
-            return self._error("1: [executionContext.cpp] Error Code 1: Cuda Runtime (operation not permitted when "
-                               "stream is capturing): the first enqueue must not be captured")
+            return self._error(
+                "1: [executionContext.cpp] Error Code 1: Cuda Runtime (operation not permitted when "
+                "stream is capturing): the first enqueue must not be captured"
+            )
         out_shapes = eng._output_shapes(shapes)
         plan: list[tuple[dict[str, Any], int, tuple[int, ...]]] = []
         for t in eng._h["io"]:
             ptr = self._addresses.get(t["name"], 0)
             if not ptr:
-                return self._error("3: [executionContext.cpp::enqueueV3] Error Code 3: API Usage Error (Parameter "
-                                   f"check failed, condition: mContext.profileObliviousBindings.at(...). Address is "
-                                   f"not set for input tensor {t['name']}. Call setInputTensorAddress or "
-                                   "setTensorAddress before enqueue/execute.)")
+                return self._error(
+                    "3: [executionContext.cpp::enqueueV3] Error Code 3: API Usage Error (Parameter "
+                    f"check failed, condition: mContext.profileObliviousBindings.at(...). Address is "
+                    f"not set for input tensor {t['name']}. Call setInputTensorAddress or "
+                    "setTensorAddress before enqueue/execute.)"
+                )
             shape = shapes[t["name"]] if t["mode"] == "INPUT" else out_shapes[t["name"]]
             nbytes = int(np.prod(shape)) * np.dtype(_NP[t["dtype"]]).itemsize
             if not rt.check_range(ptr, nbytes, device_accessible=t["location"] == "DEVICE"):
-                return self._error("1: [executionContext.cpp] Error Code 1: Cuda Runtime (an illegal memory access "
-                                   f"was encountered: tensor {t['name']})")
+                return self._error(
+                    "1: [executionContext.cpp] Error Code 1: Cuda Runtime (an illegal memory access "
+                    f"was encountered: tensor {t['name']})"
+                )
             plan.append((t, ptr, shape))
 
         def work() -> None:
@@ -1297,7 +1481,9 @@ class IExecutionContext:
             rt.synchronize(stream_handle)
             total_w = sum(layer["weight"] for layer in eng._h["layers"]) or 1.0
             for layer in eng._h["layers"]:
-                self._profiler.report_layer_time(layer["name"], eng._h["inference_ms"] * layer["weight"] / total_w)
+                self._profiler.report_layer_time(
+                    layer["name"], eng._h["inference_ms"] * layer["weight"] / total_w
+                )
         return True
 
     def report_to_profiler(self) -> bool:
@@ -1305,7 +1491,7 @@ class IExecutionContext:
 
 
 class EngineInspector:
-    __slots__ = ("_engine", "_context")
+    __slots__ = ("_context", "_engine")
 
     def __init__(self, engine: ICudaEngine) -> None:
         self._engine = engine
@@ -1322,14 +1508,25 @@ class EngineInspector:
     def _layer(self, layer: dict[str, Any]) -> Any:
         if self._engine._h["verbosity"] != "DETAILED":
             return layer["name"]
-        fmt = {"FP32": "Row major linear FP32", "FP16": "Row major linear FP16 format",
-               "INT8": "Channel major INT8 format where channel % 32 == 0", "INT32": "Row major linear Int32"}
+        fmt = {
+            "FP32": "Row major linear FP32",
+            "FP16": "Row major linear FP16 format",
+            "INT8": "Channel major INT8 format where channel % 32 == 0",
+            "INT32": "Row major linear Int32",
+        }
         return {
             "Name": layer["name"],
             "LayerType": "CaskConvolution" if layer["type"] == "Conv" else layer["type"],
             "Inputs": [],
-            "Outputs": [{"Name": o, "Location": "Device", "Dimensions": [],
-                         "Format/Datatype": fmt[layer["precision"]]} for o in layer["outputs"]],
+            "Outputs": [
+                {
+                    "Name": o,
+                    "Location": "Device",
+                    "Dimensions": [],
+                    "Format/Datatype": fmt[layer["precision"]],
+                }
+                for o in layer["outputs"]
+            ],
             "TacticValue": "0x0000000000000000",
         }
 
@@ -1340,10 +1537,12 @@ class EngineInspector:
     def get_engine_information(self, format: Any) -> str:
         if format != LayerInformationFormat.JSON:
             return "\n".join(str(x) for x in self._engine._h["layers"])
-        return json.dumps({
-            "Layers": [self._layer(x) for x in self._engine._h["layers"]],
-            "Bindings": [t["name"] for t in self._engine._h["io"]],
-        })
+        return json.dumps(
+            {
+                "Layers": [self._layer(x) for x in self._engine._h["layers"]],
+                "Bindings": [t["name"] for t in self._engine._h["io"]],
+            }
+        )
 
 
 def nptype(trt_type: Any) -> Any:

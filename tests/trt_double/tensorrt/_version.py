@@ -31,6 +31,6 @@ CURRENT = _tuple(SELECTED)
 
 def has(since: str | None, until: str | None) -> bool:
     """True when a name that appeared in ``since`` and went in ``until`` exists in this version."""
-    if since is not None and CURRENT < _tuple(since):
+    if since is not None and _tuple(since) > CURRENT:
         return False
-    return not (until is not None and CURRENT >= _tuple(until))
+    return not (until is not None and _tuple(until) <= CURRENT)
