@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from trt_double import pytest_fixtures as fx
+from trt_double.pytest_fixtures import TrtEnv
 
 from orinbench.accuracy.compare import (
     WORST,
@@ -21,6 +23,8 @@ from orinbench.errors import CalibrationError, DependencyMissingError, ModelErro
 from orinbench.results.io import load_result, save_result
 
 W = np.array([[1.0, -2.0, 0.5], [0.25, 1.5, -1.0]], np.float32)  # y = x @ W.T
+#: the TensorRT double and the fake CUDA layer
+trt_env = fx.trt_env
 
 
 def linear_model(
@@ -175,3 +179,24 @@ def test_bad_data_stops_before_any_inference(ref: Path, tmp_path: Path) -> None:
     write_sample(folder / "0.npz", {"x": np.zeros((1, 3), np.float32)})
     with pytest.raises(CalibrationError, match=r"0\.npz lacks input 'h'"):
         evaluate_accuracy(save(linear_model(), tmp_path / "c.onnx"), reference=ref, data=folder)
+
+
+def test_a_tensorrt_engine_candidate_runs_through_the_tensorrt_backend(
+    trt_env: TrtEnv, data: Path, tmp_path: Path
+) -> None:
+    """Against the TensorRT double: the engine runs the network it was built from."""
+    from orinbench.backends.tensorrt import BuildOptions, build_engine
+
+    onnx_path = save(linear_model(1.01), tmp_path / "cand.onnx")
+    ref = save(linear_model(), tmp_path / "ref.onnx")
+    engine = tmp_path / "cand.engine"
+    build_engine(onnx_path, engine, BuildOptions(precision="fp32"))
+    r = evaluate_accuracy(engine, reference=ref, data=data)
+    assert r.candidate_kind == "tensorrt" and r.sample_count == 4
+    assert r.rel_l2_max == pytest.approx(0.01, rel=1e-4)
+    res = accuracy_result(r)
+    assert res.environment.backend == "tensorrt"
+    assert res.environment.backend_version == trt_env.trt.__version__
+    assert res.config.precision == "tensorrt"
+    assert [t.name for t in res.model.inputs] == ["x", "h"]
+    assert res.metrics()["accuracy.rel_l2.max"] == pytest.approx(0.01, rel=1e-4)

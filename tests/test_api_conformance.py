@@ -107,10 +107,8 @@ def used_names() -> dict[str, set[str]]:
                     continue
                 found.setdefault(node.attr, set()).add(path.name)
             elif isinstance(node, ast.ClassDef) and any(
-                (isinstance(b, ast.Attribute)
-                and _root(b) == "trt")
-                or (isinstance(b, ast.Name)
-                and b.id == "base")
+                (isinstance(b, ast.Attribute) and _root(b) == "trt")
+                or (isinstance(b, ast.Name) and b.id == "base")
                 for b in node.bases
             ):
                 for item in node.body:

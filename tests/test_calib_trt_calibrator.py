@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from trt_double.pytest_fixtures import TrtEnv, trt_env  # noqa: F401  (fixture)
+from trt_double import pytest_fixtures as fx
+from trt_double.pytest_fixtures import TrtEnv
 
 from orinbench.calib.cache import make_cache, parse_cache, read_cache
 from orinbench.calib.calibrate import calibrate
@@ -19,6 +20,8 @@ from orinbench.calib.trt_calibrator import batches, make_calibrator
 from orinbench.errors import CalibrationError, ExitCode, UsageError
 
 ALL_WITH_CALIBRATION = ["8.5", "8.6", "10.3"]
+#: the TensorRT double and the fake CUDA layer
+trt_env = fx.trt_env
 
 
 def two_input_model(path: Path, *, dynamic: bool = False) -> Path:
@@ -155,7 +158,7 @@ def test_an_existing_cache_is_reused_by_a_build(trt_env: TrtEnv, tmp_path: Path)
         trt_env.cuda.close()
     assert trt_env.testing.calls["calibration_from_cache"] == 1
     assert cal.batches_served == 0 and cal.error is None and cal.warnings == []
-    assert read_cache(cache_path) == make  # read, not rewritten
+    assert cache_path.read_text() == make.to_text()  # read, not rewritten
 
 
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)

@@ -2,17 +2,13 @@
 
 The double runs each engine's ONNX model for real (through ONNX Runtime) at the device addresses
 it is given, and the fake CUDA layer queues copies and inferences per stream with exact simulated
-durations, so these tests check values, copies and GPU times.
-
-``ReferenceChainRunner`` is the chaining contract of docs/pipelines.md implemented on
-``TensorRTRunner`` (three methods and one change to ``stage_inputs``). It stands in until the
-TensorRT runner has the methods itself; ``test_the_tensorrt_runner_itself_chains`` then runs the
-same pipeline on the real class (it is skipped, as pending, while the class lacks them).
+durations, so these tests check values, copies and GPU times. The stages run on
+``TensorRTRunner`` itself (its chaining methods: docs/pipelines.md, 'What a runner must offer');
+tests/test_trt_chain.py checks those methods one by one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +18,10 @@ from _pipeline_models import CHAIN_RECIPE, chain_dir, save, unary, write
 
 from orinbench.backends.tensorrt import TensorRTRunner
 from orinbench.bench.harness import StopRule, Warmup
-from orinbench.errors import RecipeError, ShapeError
+from orinbench.errors import RecipeError
 from orinbench.pipeline import run as pipeline_run
 from orinbench.pipeline.build import build_stage_engines
-from orinbench.pipeline.chain import CudaApiMemory, DeviceTensor
+from orinbench.pipeline.chain import ChainRunner
 from orinbench.pipeline.graph import resolve_graph
 from orinbench.pipeline.models import resolve_models, stage_io
 from orinbench.pipeline.recipe import load_recipe
@@ -34,57 +30,6 @@ from orinbench.pipeline.recipe import load_recipe
 pytest_plugins = ["trt_double.pytest_fixtures"]
 
 FAST = {"warmup": Warmup(seconds=0, iterations=1), "stop": StopRule(iterations=10)}
-
-
-class ReferenceChainRunner(TensorRTRunner):
-    """TensorRTRunner + the ChainRunner methods (the reference for the runner's own)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._external: dict[str, DeviceTensor] = {}
-
-    def load_inputs(self, feed: Mapping[str, np.ndarray]) -> None:
-        self._external = {}
-        super().load_inputs(feed)  # also points every input back at the runner's own buffer
-
-    def output_device_buffer(self, name: str) -> DeviceTensor:
-        lane = self._require_loaded()
-        b = lane.bindings[name]
-        if b.is_input or b.on_host:
-            raise ShapeError(f"'{name}' is not a device output of the engine")
-        return DeviceTensor(name, b.device_ptr, b.shape, b.dtype.name, "cuda", self.device, b)
-
-    def bind_input_device(self, name: str, tensor: DeviceTensor) -> None:
-        lane = self._require_loaded()
-        b = lane.bindings[name]
-        if not b.is_input or b.on_host:
-            raise ShapeError(f"'{name}' is not a device input of the engine")
-        if tensor.shape != b.shape or tensor.dtype != b.dtype.name:
-            raise ShapeError(f"'{name}' is {b.dtype.name} {b.shape}, the tensor {tensor.dtype} "
-                             f"{tensor.shape}")  # fmt: skip
-        if not lane.context.set_tensor_address(name, tensor.ptr):
-            raise ShapeError(f"TensorRT refused the address for '{name}'")
-        self._external[name] = tensor
-
-    def _stage(self, lane: Any) -> None:
-        # the H2D copies of inputs that now come from another engine's memory are skipped
-        if self.zero_copy:
-            return
-        for b in lane.bindings.values():
-            if b.is_input and not b.on_host and b.name not in self._external:
-                self._cuda.htod_async(b.device_ptr, b.host_view(), lane.stream)
-
-    def device_memory(self) -> CudaApiMemory:
-        return CudaApiMemory(self._cuda, self._lanes[0].stream, device_id=self.device)
-
-
-@pytest.fixture
-def reference_runner(monkeypatch: pytest.MonkeyPatch) -> None:
-    def open_runner(backend: str, spec: Any, path: Path, options: Any) -> Any:
-        assert backend == "tensorrt"
-        return ReferenceChainRunner(path)
-
-    monkeypatch.setattr(pipeline_run, "_open_engine_runner", open_runner)
 
 
 def _chain(tmp_path: Path, extra: str = "") -> Path:
@@ -136,9 +81,7 @@ def test_int8_without_a_cache_or_data_names_the_stage(trt_env: Any, tmp_path: Pa
                             cache_dir=tmp_path)  # fmt: skip
 
 
-def test_a_pipeline_runs_on_tensorrt_chained_on_the_device(
-    trt_env: Any, reference_runner: None, tmp_path: Path
-) -> None:
+def test_a_pipeline_runs_on_tensorrt_chained_on_the_device(trt_env: Any, tmp_path: Path) -> None:
     recipe = _chain(tmp_path)
     cuda = trt_env.cuda
     with pipeline_run.open_pipeline(recipe, backend="tensorrt", cache_dir=tmp_path / "c") as op:
@@ -153,9 +96,7 @@ def test_a_pipeline_runs_on_tensorrt_chained_on_the_device(
         np.testing.assert_allclose(op.infer(new)["w"], np.full((1, 4), 10.0), rtol=1e-3)
 
 
-def test_tensorrt_results_have_device_times_and_a_roofline(
-    trt_env: Any, reference_runner: None, tmp_path: Path
-) -> None:
+def test_tensorrt_results_have_device_times_and_a_roofline(trt_env: Any, tmp_path: Path) -> None:
     trt_env.testing.config.inference_ms = 2.0
     result = pipeline_run.run_recipe(
         _chain(tmp_path), backend="tensorrt", cache_dir=tmp_path / "c",
@@ -177,7 +118,7 @@ def test_tensorrt_results_have_device_times_and_a_roofline(
 
 
 def test_a_host_custom_stage_between_engines_copies_inside_its_own_time(
-    trt_env: Any, reference_runner: None, tmp_path: Path
+    trt_env: Any, tmp_path: Path
 ) -> None:
     (tmp_path / "steps.py").write_text("def neg(inputs):\n    return {'s': -inputs['t']}\n")
     save(unary("x", "y", op="Mul", const=2.0), tmp_path / "a.onnx")
@@ -209,18 +150,37 @@ onnx = "c.onnx"
         assert cuda.pageable_copies - pageable == 1
 
 
-@pytest.mark.skipif(
-    not hasattr(TensorRTRunner, "bind_input_device"),
-    reason="pending: TensorRTRunner does not implement output_device_buffer / bind_input_device "
-    "/ device_memory yet (docs/pipelines.md, 'What a runner must offer')",
-)
-def test_the_tensorrt_runner_itself_chains(trt_env: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_the_tensorrt_runner_itself_chains(trt_env: Any, tmp_path: Path, cuda_graph: bool) -> None:
     cuda = trt_env.cuda
     with pipeline_run.open_pipeline(
-        _chain(tmp_path), backend="tensorrt", cache_dir=tmp_path / "c"
+        _chain(tmp_path),
+        backend="tensorrt",
+        cache_dir=tmp_path / "c",
+        runner_options={"cuda_graph": cuda_graph},
     ) as op:
+        runners = {st.name: st.runner for st in op.pipeline.stages}
+        assert all(isinstance(r, TensorRTRunner) for r in runners.values())
+        assert all(isinstance(r, ChainRunner) for r in runners.values())
+        # three runners open at once on the device's primary context
+        assert cuda.depth == 3
+        # b reads a's output buffer in place, c reads b's: the addresses are the producers'
+        y = runners["a"].output_device_buffer("y")
+        z = runners["b"].output_device_buffer("z")
+        assert runners["b"]._lanes[0].context.get_tensor_address("y") == y.ptr
+        assert runners["c"]._lanes[0].context.get_tensor_address("z") == z.ptr
+        assert all(r.cuda_graph_active == cuda_graph for r in runners.values())
         x = op.frame["x"]
-        before = dict(cuda.ran)
+        before, launches = dict(cuda.ran), cuda.graph_launches
         np.testing.assert_allclose(op.infer()["w"], (2 * x + 1) + x, rtol=1e-3)
         ran = {k: v - before.get(k, 0) for k, v in cuda.ran.items()}
-        assert ran.get("htod") == 2 and ran.get("dtoh") == 1 and ran.get("trt") == 3, ran
+        if cuda_graph:  # the inferences are graph replays, captured with the bound addresses
+            assert cuda.graph_launches - launches == 3
+            assert ran.get("graph:trt") == 3 and not ran.get("trt"), ran
+        else:
+            assert ran.get("trt") == 3, ran
+        assert ran.get("htod") == 2 and ran.get("dtoh") == 1, ran
+        # a new frame goes through load_inputs again, which re-binds the stages
+        new = {"x": np.full((1, 4), 3.0, np.float32)}
+        np.testing.assert_allclose(op.infer(new)["w"], np.full((1, 4), 10.0), rtol=1e-3)
+    assert cuda.depth == 0

@@ -196,6 +196,16 @@ def test_strongly_typed_int8_quantizes_from_calibration_data(
     assert trt_env.testing.calls["calibration_batches"] == 0  # no implicit calibration
 
 
+@pytest.mark.parametrize("trt_env", ["8.6"], indirect=True)
+def test_qdq_models_need_int8_on_the_builder_flags_path(trt_env: TrtEnv, tmp_path: Path) -> None:
+    qdq = models.qdq_model(tmp_path / "qdq.onnx")
+    with pytest.raises(UsageError, match="Q/DQ nodes"):
+        build_engine(qdq, tmp_path / "e.engine", BuildOptions(precision="fp16"))
+    report = build_engine(qdq, tmp_path / "e.engine", BuildOptions(precision="int8"))
+    assert report.sidecar["calibration"]["source"] == "qdq-model"
+    assert report.sidecar["layers"]["precision"] == {"INT8": 1}
+
+
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
 def test_strongly_typed_on_10_converts_to_fp16_and_sets_no_precision_flag(
     trt_env: TrtEnv, tmp_path: Path
@@ -237,7 +247,9 @@ def test_options_are_validated() -> None:
     with pytest.raises(UsageError):
         BuildOptions(opt_level=6)
     with pytest.raises(UsageError):
-        BuildOptions(calib_cache=Path("a"), calib_data=Path("b"))
+        BuildOptions(precision="int8", calib_cache=Path("a"), calib_data=Path("b"))
+    with pytest.raises(UsageError, match="no use with --precision fp16"):
+        BuildOptions(precision="fp16", calib_cache=Path("a"))
     with pytest.raises(UsageError):
         BuildOptions(gpu_fallback=True)
     with pytest.raises(UsageError):

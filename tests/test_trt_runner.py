@@ -266,8 +266,9 @@ def test_engine_from_another_tensorrt_version(
     assert "orinbench build" in msg and "--precision fp16" in msg and "\n" not in msg
     # without the sidecar, TensorRT's own message is translated
     sidecar_path(engine).unlink()
-    with pytest.raises(EngineCompatibilityError, match="another TensorRT version than this one"), (
-        TensorRTRunner(engine)
+    with (
+        pytest.raises(EngineCompatibilityError, match="another TensorRT version than this one"),
+        TensorRTRunner(engine),
     ):
         pass
 
@@ -336,8 +337,9 @@ def test_plugin_engines_load_their_plugins(trt_env: TrtEnv, tmp_path: Path) -> N
         assert runner.outputs[0].name == "y"
     trt_env.testing.plugins.clear()
     sidecar_path(engine).unlink()
-    with pytest.raises(InputFileError, match=r"plugin that is not loaded.*--plugins"), (
-        TensorRTRunner(engine)
+    with (
+        pytest.raises(InputFileError, match=r"plugin that is not loaded.*--plugins"),
+        TensorRTRunner(engine),
     ):
         pass
     with TensorRTRunner(engine, plugins=[lib]):

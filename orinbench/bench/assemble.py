@@ -22,9 +22,9 @@ from ..results.schema import (
 from .harness import Measurement
 from .stats import quality_warnings, summarize
 
-#: trtexec's rule of thumb: when the host needs as long to enqueue as the GPU to compute, the GPU
-#: idles between inferences and throughput is bound by the host, not the engine.
-ENQUEUE_BOUND_RATIO = 1.0
+#: trtexec's check: when the host needs more than this fraction of the GPU compute time to enqueue,
+#: the GPU idles between inferences and throughput is bound by the host, not by the engine.
+ENQUEUE_BOUND_FRACTION = 0.8
 
 
 def utc_now() -> str:
@@ -38,18 +38,21 @@ def _series(m: Measurement) -> dict[str, np.ndarray]:
     return out
 
 
-def enqueue_bound_warning(m: Measurement) -> QualityWarning | None:
-    if m.gpu_compute_ms is None or m.gpu_compute_ms.size == 0:
+def enqueue_bound_warning(
+    enqueue_ms: np.ndarray, gpu_compute_ms: np.ndarray | None
+) -> QualityWarning | None:
+    """``median(enqueue) > ENQUEUE_BOUND_FRACTION * median(gpu compute)`` -> a warning."""
+    if gpu_compute_ms is None or len(enqueue_ms) == 0 or len(gpu_compute_ms) == 0:
         return None
-    enq = float(np.median(m.enqueue_ms))
-    gpu = float(np.median(m.gpu_compute_ms))
-    if gpu > 0 and enq / gpu >= ENQUEUE_BOUND_RATIO:
-        return QualityWarning(
-            "enqueue-bound",
-            f"median enqueue time {enq:.3f} ms >= median GPU compute {gpu:.3f} ms: throughput is "
-            "bound by the host; try --cuda-graph or --spin-wait",
-        )
-    return None
+    enq = float(np.median(enqueue_ms))
+    gpu = float(np.median(gpu_compute_ms))
+    if enq <= ENQUEUE_BOUND_FRACTION * gpu:
+        return None
+    return QualityWarning(
+        code="enqueue-bound",
+        message=f"throughput may be bound by enqueue time (median {enq:.3f} ms) rather than GPU "
+        f"compute (median {gpu:.3f} ms): the GPU may be under-used; --cuda-graph may help",
+    )
 
 
 def assemble_result(
@@ -67,7 +70,7 @@ def assemble_result(
     series = _series(m)
     stats = {k: summarize(v, confidence=confidence).to_dict() for k, v in series.items()}
     found = list(quality_warnings(m.latency_ms))
-    eb = enqueue_bound_warning(m)
+    eb = enqueue_bound_warning(m.enqueue_ms, m.gpu_compute_ms)
     if eb is not None:
         found.append(eb)
     found.extend(warnings)

@@ -152,7 +152,9 @@ def make_cache(trt_version: str, algo: str, scales: Mapping[str, float]) -> Cali
         raise CalibrationError(
             f"unknown calibrator '{algo}'", fix=f"use one of {', '.join(ALGORITHM_HEADERS)}"
         )
-    return CalibrationCache(encode_version(trt_version), ALGORITHM_HEADERS[algo], dict(scales))
+    # scales are float32 in the file: keep exactly what a reader will see
+    as_f32 = {k: float(np.float32(v)) for k, v in scales.items()}
+    return CalibrationCache(encode_version(trt_version), ALGORITHM_HEADERS[algo], as_f32)
 
 
 def parse_cache(data: bytes | str, *, source: str = "<cache>") -> CalibrationCache:

@@ -368,7 +368,10 @@ def write_sample(
     path: str | os.PathLike[str], feed: Mapping[str, np.ndarray], *, compress: bool = True
 ) -> Path:
     """Write one sample as ``.npz`` atomically (compressed by default)."""
-    arrays = {k: np.asarray(v) for k, v in feed.items()}
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in feed.items()}
     with atomic_open(path, "wb") as fh:
-        (np.savez_compressed if compress else np.savez)(fh, **arrays)
+        if compress:
+            np.savez_compressed(fh, **arrays)
+        else:
+            np.savez(fh, **arrays)
     return Path(path)

@@ -55,7 +55,8 @@ def _camera(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         x = int(rng.integers(0, max(1, w - bw)))
         img[y : y + bh, x : x + bw] = rng.uniform(10, 245, size=3)
     img += rng.normal(0.0, 2.0, size=img.shape)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    pixels: np.ndarray = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return pixels
 
 
 def synthetic_images(

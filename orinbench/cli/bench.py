@@ -50,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--precision",
-        default="fp32",
+        default=None,
         choices=("fp32", "fp16", "int8", "best"),
-        help="precision to build with (tensorrt backend on .onnx); recorded in the result",
+        help="precision to build with (tensorrt backend on .onnx, default fp32); for an engine it "
+        "is read from the sidecar and, when given, must match it",
     )
     ort = p.add_argument_group("onnxruntime")
     ort.add_argument(
@@ -102,6 +103,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="after the timed run, a separate IProfiler run for per-layer times",
     )
+    trt.add_argument(
+        "--streams",
+        type=int,
+        default=1,
+        metavar="N",
+        help="after the latency run, a throughput run keeping N inferences in flight",
+    )
+    trt.add_argument("--device", type=int, default=0, metavar="N", help="CUDA device index")
+    trt.add_argument(
+        "--engine-out",
+        type=Path,
+        default=None,
+        metavar="X.engine",
+        help="for .onnx: where the built engine goes (default beside the model)",
+    )
+    trt.add_argument("--force-build", action="store_true", help="rebuild even if up to date")
+    trt.add_argument("--timing-cache", type=Path, default=None, metavar="FILE")
+    trt.add_argument("--calib-cache", type=Path, default=None, metavar="CACHE")
+    trt.add_argument("--calib-data", type=Path, default=None, metavar="DIR")
+    trt.add_argument(
+        "--profile-iterations",
+        type=int,
+        default=50,
+        metavar="N",
+        help="iterations of the --profile-layers run (default 50)",
+    )
     add_measure_args(p)
     add_output_args(p)
     p.set_defaults(handler=run)
@@ -119,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         from ._bench_trt import run_tensorrt
 
         return run_tensorrt(args)
-    if args.precision != "fp32":
+    if args.precision not in (None, "fp32"):
         raise UsageError(
             f"--precision {args.precision} needs the tensorrt backend",
             why="ONNX Runtime runs the model in the precision it was exported in",
@@ -141,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             shapes=shapes,
             inputs_npz=args.inputs,
             seed=args.seed,
-            precision=args.precision,
+            precision="fp32",
             runner_options=opts,
             warmup=warmup,
             stop=stop,

@@ -8,47 +8,7 @@ import sys
 from pathlib import Path
 
 from ..backends.tensorrt.build import PRECISIONS
-
-_BAR = 30
-_PLAIN_EVERY_S = 5.0
-
-
-class _BuildProgress:
-    """A bar on a terminal (fraction, or elapsed time where TensorRT gives no fraction), plain
-    lines every few seconds otherwise (CI logs)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty()
-        self._last = -_PLAIN_EVERY_S
-        self._drawn = False
-
-    def __call__(self, p: object) -> None:
-        if not self.enabled:
-            return
-        frac = float(getattr(p, "fraction", -1.0))
-        elapsed = float(getattr(p, "elapsed_s", 0.0))
-        if self.tty:
-            if frac >= 0:
-                filled = round(_BAR * frac)
-                text = (
-                    f"\rbuild [{'#' * filled}{'-' * (_BAR - filled)}] {frac:4.0%} {elapsed:6.1f}s"
-                )
-            else:
-                text = f"\rbuild: {elapsed:6.1f}s elapsed"
-            sys.stderr.write(text)
-            sys.stderr.flush()
-            self._drawn = True
-        elif elapsed - self._last >= _PLAIN_EVERY_S:
-            pct = f" {frac:.0%}," if frac >= 0 else ""
-            sys.stderr.write(f"build:{pct} {elapsed:.0f}s elapsed\n")
-            self._last = elapsed
-
-    def close(self) -> None:
-        if self._drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._drawn = False
+from ._progress import Progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -183,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         verbose_log=args.verbose,
     )
     chatty = not (args.quiet or args.json)
-    bar = _BuildProgress(chatty)
+    bar = Progress("build", enabled=chatty)
 
     def on_warning(text: str) -> None:
         if chatty:
@@ -196,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             options,
             force=args.force,
-            on_progress=bar,
+            on_progress=bar.build,
             on_warning=on_warning,
         )
     except OnnxParseError as exc:

@@ -204,8 +204,8 @@ def run_diff(args: argparse.Namespace) -> int:
         f"median |change| {_pct(diff.median_abs_rel_change).lstrip('+')}",
     ]
     for label, names in (("only in A", diff.only_in_a), ("only in B", diff.only_in_b)):
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        lines.append(f"{label}: {len(names)}" + (f" ({shown})" if names else ""))
+        listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        lines.append(f"{label}: {len(names)}" + (f" ({listed})" if names else ""))
     shown = diff.drifts if top is None else diff.drifts[:top]
     if shown:
         width = min(60, max(len(d.name) for d in shown))

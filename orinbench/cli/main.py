@@ -34,6 +34,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "quantize_cmd",
     "accuracy_cmd",
     "sensitivity_cmd",
+    "decide_cmd",
+    "soak_cmd",
 )
 
 

@@ -6,12 +6,12 @@ makes one with ``onnxruntime.quantization.quantize_static`` on the CPU, in the f
 
 * QDQ format; activations and weights INT8 and *symmetric* (zero point 0: TensorRT supports no
   other), weights per output channel (``Conv`` axis 0, ``ConvTranspose`` axis 1), stored as float
-  with a Q/DQ pair (``AddQDQPairToWeight``), bias left in float (TensorRT quantizes it itself);
+  with a Q/DQ pair (``AddQDQPairToWeight``), bias left in float (TensorRT fuses it in the layer);
 * Q/DQ on the *inputs* of the compute-heavy ops only (``Conv``, ``ConvTranspose``, ``MatMul``,
   ``Gemm`` by default) and not on their outputs, following TensorRT's Q/DQ placement advice: it
   fuses bias, activation and the next layer's quantize itself;
-* calibration by entropy (histograms of |x|, like TensorRT's entropy calibrator), a percentile of
-  |x|, or min/max;
+* calibration by entropy (KL divergence on |x| histograms, TensorRT's method; see
+  :func:`calibrate_ranges`), a percentile of |x|, or min/max;
 * ONNX Runtime's recommended pre-processing first (``quant_pre_process``: basic graph
   optimisation, which folds BatchNorm into Conv before the weights are quantized, and shape
   inference; symbolic shape inference too when sympy is installed).
@@ -53,7 +53,7 @@ DEFAULT_PERCENTILE = 99.999
 #: bins of the |x| histogram of the entropy and percentile calibrators (TensorRT uses 2048)
 ENTROPY_BINS = 2048
 #: samples per ``collect_data`` call: bounds the activations ONNX Runtime holds at once
-CALIBRATION_CHUNK = 16
+CALIBRATION_CHUNK = 4
 #: per-channel weight axis of the ops that have one
 PER_CHANNEL_AXIS: dict[str, int] = {"Conv": 0, "ConvTranspose": 1}
 
@@ -230,11 +230,12 @@ def calibrate_ranges(
     histograms do not grow with the dataset.
     """
     qz = _lazy.require("onnxruntime.quantization")
+    extra: dict[str, Any] = {"symmetric": True}
     if method == "minmax":
-        ort_method, extra = qz.CalibrationMethod.MinMax, {"symmetric": True}
+        ort_method = qz.CalibrationMethod.MinMax
     else:
         ort_method = qz.CalibrationMethod.Percentile
-        extra = {"symmetric": True, "num_bins": ENTROPY_BINS, "percentile": float(percentile)}
+        extra.update(num_bins=ENTROPY_BINS, percentile=float(percentile))
     with tempfile.TemporaryDirectory(prefix="orinbench-calib-") as tmp:
         try:
             with _quiet():

@@ -54,6 +54,7 @@ from .sidecar import (
     folder_sha256,
     l4t_version,
     log_path,
+    read_sidecar,
     sidecar_path,
     up_to_date,
     write_sidecar,
@@ -151,6 +152,12 @@ class BuildOptions:
             raise UsageError(
                 "--calib-cache and --calib-data are alternatives",
                 fix="pass one: a cache to reuse, or data to calibrate with",
+            )
+        calibrated = self.calib_cache is not None or self.calib_data is not None
+        if calibrated and self.precision not in ("int8", "best"):
+            raise UsageError(
+                f"--calib-cache/--calib-data have no use with --precision {self.precision}",
+                fix="add --precision int8 (or best), or drop the calibration option",
             )
         if self.workspace_mib is not None and self.workspace_mib <= 0:
             raise UsageError("--workspace must be > 0 MiB", fix="e.g. --workspace 2048")
@@ -427,6 +434,11 @@ def build_engine(
         calibration = {"source": "calibrator", "sha256": calibration_id}
     if opts.precision in ("int8", "best") and calibration is None:
         raise _no_calibration_error(opts.precision)
+    if path == PATH_FLAGS and has_qdq and opts.precision in ("fp32", "fp16"):
+        raise UsageError(
+            f"{src} has Q/DQ nodes, which TensorRT {feats.version} builds only with INT8 enabled",
+            fix="build it with --precision int8 (or best), or pass the model without Q/DQ",
+        )
     if path == PATH_STRONG:
         if opts.precision == "best":
             raise UsageError(
@@ -462,8 +474,6 @@ def build_engine(
     if not force and (calibrator is None or calibration_id is not None):
         fresh, reason = up_to_date(engine_file, key)
         if fresh:
-            from .sidecar import read_sidecar
-
             return BuildReport(
                 engine_path=engine_file,
                 sidecar_path=sidecar_path(engine_file),

@@ -62,10 +62,13 @@ class CudaApi(Protocol):
     """What the TensorRT runner uses of CUDA. Pointers are ints; the rest is opaque."""
 
     def open(self, device: int) -> DeviceInfo:
-        """Make ``device`` current (its primary context, which TensorRT uses too)."""
+        """Make ``device`` current (its primary context, which TensorRT uses too).
+
+        Calls nest: several runners (one per pipeline stage) may each open the same layer, and
+        each :meth:`close` undoes the latest open that is still in effect."""
 
     def close(self) -> None:
-        """Undo :meth:`open`. Buffers, streams and events must have been freed before."""
+        """Undo the latest :meth:`open`. Its buffers, streams and events must have been freed."""
 
     def device_info(self, device: int) -> DeviceInfo: ...
 
@@ -182,17 +185,19 @@ class _DriverGraphs:
 
 
 class PyCudaLayer:
-    """:class:`CudaApi` on pycuda. ``open`` retains the device's primary context and pushes it."""
+    """:class:`CudaApi` on pycuda. ``open`` retains the device's primary context and pushes it;
+    opens nest (one retain and push each), so one layer can serve several open runners."""
 
     def __init__(self) -> None:
         self._cuda: Any = None
-        self._context: Any = None
+        #: one retained primary context per open() not yet closed, latest last
+        self._contexts: list[Any] = []
         self._graphs: _DriverGraphs | None = None
 
     @property
     def _drv(self) -> Any:
         if self._cuda is None:
-            cuda = _lazy.require("pycuda.driver")
+            cuda = _lazy.pycuda_driver()
             cuda.init()
             self._cuda = cuda
         return self._cuda
@@ -208,17 +213,21 @@ class PyCudaLayer:
             )
         # TensorRT works in the primary context (the CUDA runtime's); pycuda's make_context
         # would create a second one, and buffers from it would be invalid inside TensorRT.
-        self._context = drv.Device(device).retain_primary_context()
-        self._context.push()
+        # Retaining it again for every open is what lets opens nest: the primary context stays
+        # alive until the last runner that uses it has closed.
+        context = drv.Device(device).retain_primary_context()
+        context.push()
+        self._contexts.append(context)
         return self.device_info(device)
 
     def close(self) -> None:
-        if self._context is not None:
-            with contextlib.suppress(Exception):
-                self._drv.Context.pop()
-            with contextlib.suppress(Exception):
-                self._context.detach()
-            self._context = None
+        if not self._contexts:
+            return
+        context = self._contexts.pop()
+        with contextlib.suppress(Exception):
+            self._drv.Context.pop()
+        with contextlib.suppress(Exception):
+            context.detach()
 
     def device_info(self, device: int) -> DeviceInfo:
         drv = self._drv

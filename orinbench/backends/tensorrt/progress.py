@@ -70,7 +70,10 @@ class Monitor:
     def _phase_start(self, name: str, parent: str | None, steps: int) -> None:
         with self._lock:
             self._phases[name] = [parent, max(int(steps), 0), 0]
-        self._report(name)
+        try:
+            self._report(name)
+        except KeyboardInterrupt:  # TensorRT would swallow it: cancel at the next step instead
+            self.cancelled = True
 
     def _step_complete(self, name: str, step: int) -> bool:
         try:
@@ -85,7 +88,10 @@ class Monitor:
     def _phase_finish(self, name: str) -> None:
         with self._lock:
             self._phases.pop(name, None)
-        self._report(name)
+        try:
+            self._report(name)
+        except KeyboardInterrupt:
+            self.cancelled = True
 
     def fraction(self) -> float:
         """Outermost phase with steps, plus the share of its active child phase."""

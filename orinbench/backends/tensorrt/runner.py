@@ -21,6 +21,12 @@ plain enqueue, and ``notes`` says so.
 
 ``spin_wait``: ``synchronize`` polls the completion event instead of blocking on it (trtexec's
 ``--useSpinWait``): lower wake-up latency, one CPU core busy.
+
+Pipelines chain runners on the device (:class:`orinbench.pipeline.chain.ChainRunner`):
+``output_device_buffer`` tells where lane 0 writes an output, ``bind_input_device`` makes lane 0
+read an input from another runner's memory (its H2D copy is then skipped, and a CUDA graph is
+captured again), ``device_memory`` allocates in the same CUDA context. Every runner opens the
+device's primary context, so several can be open at once.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +49,9 @@ from .cuda import CudaApi, DeviceInfo, EventTimer, default_layer
 from .engine import deserialize, engine_io, profile_shapes
 from .logger import TrtLog, make_logger
 from .sidecar import read_sidecar
+
+if TYPE_CHECKING:  # the pipeline package is imported on use, not with the backend
+    from ...pipeline.chain import CudaApiMemory, DeviceTensor
 
 
 @dataclass
@@ -74,6 +83,8 @@ class _Lane:
     bindings: dict[str, _Binding] = field(default_factory=dict)
     graph: Any = None
     executed: bool = False
+    #: inputs read from another runner's device memory (bind_input_device): no H2D copy
+    external: dict[str, DeviceTensor] = field(default_factory=dict)
 
 
 class TensorRTRunner:
@@ -217,6 +228,7 @@ class TensorRTRunner:
                 if b.host is not None:
                     cuda.free(b.host)
                 b.device = b.host = None
+            lane.external = {}
             lane.context = None
         self._lanes = []
         self._engine = None
@@ -339,7 +351,9 @@ class TensorRTRunner:
             # The graph holds the old addresses and shapes.
             self._cuda.free_graph(lane.graph)
             lane.graph = None
-        changed = False
+        # Inputs bound to another runner's memory go back to this runner's own buffers.
+        changed = bool(lane.external)
+        lane.external = {}
         for name, arr in arrays.items():
             if not context.set_input_shape(name, tuple(arr.shape)):
                 raise ShapeError(
@@ -405,7 +419,7 @@ class TensorRTRunner:
         if self.zero_copy:
             return
         for b in lane.bindings.values():
-            if b.is_input and not b.on_host:
+            if b.is_input and not b.on_host and b.name not in lane.external:
                 self._cuda.htod_async(b.device_ptr, b.host_view(), lane.stream)
 
     def _enqueue_plain(self, lane: _Lane) -> None:
@@ -514,8 +528,74 @@ class TensorRTRunner:
         for b in lane.bindings.values():
             if b.is_input:
                 context.set_input_shape(b.name, b.shape)
-            context.set_tensor_address(b.name, b.device_ptr)
+            bound = lane.external.get(b.name)
+            context.set_tensor_address(b.name, bound.ptr if bound is not None else b.device_ptr)
         return context, self._cuda.stream_handle(lane.stream)
 
     def sync_lane0(self) -> None:
         self._cuda.stream_synchronize(self._lanes[0].stream)
+
+    # -- chaining stages on the device (orinbench.pipeline.chain.ChainRunner) -----------------
+    def _device_binding(self, lane: _Lane, name: str, *, want_input: bool) -> _Binding:
+        kind = "input" if want_input else "output"
+        b = lane.bindings.get(name)
+        if b is None or b.is_input != want_input:
+            names = sorted(n for n, x in lane.bindings.items() if x.is_input == want_input)
+            raise ShapeError(
+                f"the engine has no {kind} '{name}'",
+                why=f"its {kind}s are {', '.join(names) or 'none'}",
+                fix=f"use one of the engine's {kind} names",
+            )
+        if b.on_host:
+            raise ShapeError(
+                f"{kind} '{name}' is a shape tensor in host memory, not a device tensor",
+                fix="feed it from the host (load_inputs) instead of binding it on the device",
+            )
+        return b
+
+    def output_device_buffer(self, name: str) -> DeviceTensor:
+        """Where lane 0 writes output ``name``: valid, and written by every enqueue, until the
+        next :meth:`load_inputs` (call it after one completed run)."""
+        from ...pipeline.chain import DeviceTensor
+
+        b = self._device_binding(self._require_loaded(), name, want_input=False)
+        return DeviceTensor(name, b.device_ptr, b.shape, b.dtype.name, "cuda", self.device, owner=b)
+
+    def bind_input_device(self, name: str, tensor: DeviceTensor) -> None:
+        """Read input ``name`` of lane 0 from ``tensor`` (device memory of this CUDA context) from
+        now on; :meth:`stage_inputs` no longer copies it. Lasts until the next
+        :meth:`load_inputs`, whose shape and dtype ``tensor`` must have."""
+        lane = self._require_loaded()
+        b = self._device_binding(lane, name, want_input=True)
+        if tensor.device != "cuda" or tensor.device_id != self.device:
+            raise ShapeError(
+                f"input '{name}' cannot read {tensor.device}:{tensor.device_id} memory",
+                why=f"TensorRT reads inputs from the memory of CUDA device {self.device}",
+                fix="copy the tensor into this runner's device_memory() first",
+            )
+        if tuple(tensor.shape) != b.shape or tensor.dtype != b.dtype.name:
+            raise ShapeError(
+                f"input '{name}' is {b.dtype.name} {'x'.join(map(str, b.shape))}, the tensor "
+                f"'{tensor.name}' bound to it is {tensor.dtype} {'x'.join(map(str, tensor.shape))}",
+                fix="load inputs of the tensor's shape first, or bind a matching tensor",
+            )
+        if not lane.context.set_tensor_address(name, int(tensor.ptr)):
+            raise BackendError(
+                f"TensorRT refused the address of '{tensor.name}' for input '{name}'",
+                why=self._last_error("set_tensor_address returned False"),
+                fix="bind memory allocated by CUDA (256-byte aligned)",
+            )
+        lane.external[name] = tensor  # keeps the tensor's owner, and so its memory, alive
+        if lane.graph is not None:
+            # The graph replays the old address; capture it again with the new one.
+            self._cuda.free_graph(lane.graph)
+            lane.graph = None
+            self._capture(lane)
+
+    def device_memory(self) -> CudaApiMemory:
+        """Allocations and synchronous copies in this runner's CUDA context, on lane 0's stream.
+        Close it before the runner exits."""
+        from ...pipeline.chain import CudaApiMemory
+
+        self._require_open()
+        return CudaApiMemory(self._cuda, self._lanes[0].stream, device_id=self.device)

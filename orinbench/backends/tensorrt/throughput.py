@@ -15,14 +15,17 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
+from ...bench.assemble import ENQUEUE_BOUND_FRACTION, enqueue_bound_warning
 from ...errors import UsageError
-from ...results.schema import QualityWarning
 from .runner import TensorRTRunner
 
-#: trtexec warns when the median enqueue time exceeds this fraction of the median GPU time
-ENQUEUE_BOUND_FRACTION = 0.8
+# the enqueue-bound rule lives with the other quality warnings; re-exported for the backend
+__all__ = [
+    "ENQUEUE_BOUND_FRACTION",
+    "ThroughputResult",
+    "enqueue_bound_warning",
+    "measure_throughput",
+]
 
 
 @dataclass(frozen=True)
@@ -78,20 +81,3 @@ def measure_throughput(
                 cuda_graph=runner.cuda_graph_active,
             )
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def enqueue_bound_warning(
-    enqueue_ms: np.ndarray, gpu_compute_ms: np.ndarray | None
-) -> QualityWarning | None:
-    """trtexec's check: median enqueue time > 0.8 x median GPU compute time."""
-    if gpu_compute_ms is None or len(enqueue_ms) == 0 or len(gpu_compute_ms) == 0:
-        return None
-    enq = float(np.median(enqueue_ms))
-    gpu = float(np.median(gpu_compute_ms))
-    if enq <= ENQUEUE_BOUND_FRACTION * gpu:
-        return None
-    return QualityWarning(
-        code="enqueue-bound",
-        message=f"throughput may be bound by enqueue time (median {enq:.3f} ms) rather than GPU "
-        f"compute (median {gpu:.3f} ms): the GPU may be under-used; --cuda-graph may help",
-    )

@@ -563,6 +563,8 @@ class ITimingCache:
 _CONFIG_GATES: dict[str, tuple[str | None, str | None]] = {
     "max_workspace_size": (None, "10.0"),
     "int8_calibrator": (None, "11.0"),
+    "set_calibration_profile": (None, "11.0"),
+    "get_calibration_profile": (None, "11.0"),
     "builder_optimization_level": ("8.6", None),
     "progress_monitor": ("10.0", None),
 }
@@ -571,6 +573,7 @@ _CONFIG_GATES: dict[str, tuple[str | None, str | None]] = {
 @_gated(_CONFIG_GATES)
 class IBuilderConfig:
     __slots__ = (
+        "_calib_profile",
         "_calibrator",
         "_device_type",
         "_dla_core",
@@ -588,6 +591,7 @@ class IBuilderConfig:
         self._pools: dict[int, int] = {}
         self._flags = 0
         self._calibrator: Any = None
+        self._calib_profile: IOptimizationProfile | None = None
         self._device_type = DeviceType.GPU
         self._dla_core = -1
         self._verbosity = ProfilingVerbosity.LAYER_NAMES_ONLY
@@ -645,6 +649,17 @@ class IBuilderConfig:
                 raise TypeError("int8_calibrator must be an IInt8Calibrator")
             _require_init(value, "IInt8Calibrator")
         self._calibrator = value
+
+    def set_calibration_profile(self, profile: IOptimizationProfile) -> bool:
+        if not isinstance(profile, IOptimizationProfile):
+            raise TypeError("profile must be an IOptimizationProfile")
+        if not profile:
+            return False
+        self._calib_profile = profile
+        return True
+
+    def get_calibration_profile(self) -> IOptimizationProfile | None:
+        return self._calib_profile
 
     @property
     def default_device_type(self) -> Any:
@@ -954,6 +969,9 @@ class _Build:
                 "WARNING",
                 "The calibration cache header does not match the calibrator; recalibrating.",
             )
+        shapes = self._calibration_shapes()
+        if shapes is None:
+            return False
         batch = calibrator.get_batch_size()
         names = [t.name for t in self.net._inputs]
         batches = 0
@@ -967,9 +985,7 @@ class _Build:
             rt = _testing.cuda
             for t, ptr in zip(self.net._inputs, pointers, strict=True):
                 nbytes = (
-                    int(np.prod([max(d, 1) for d in t.shape]))
-                    * np.dtype(_NP[t.dtype.name]).itemsize
-                    * batch
+                    int(np.prod(shapes[t.name])) * np.dtype(_NP[t.dtype.name]).itemsize * batch
                 )
                 if rt is not None and not rt.check_range(ptr, nbytes, device_accessible=True):
                     self.error(
@@ -989,6 +1005,33 @@ class _Build:
             lines.append(f"{name}: 3c010a14")
         calibrator.write_calibration_cache(IHostMemory(("\n".join(lines) + "\n").encode()))
         return True
+
+    def _calibration_shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """The input shapes TensorRT calibrates with: static dims as they are, dynamic inputs at
+        the kOPT dims of the calibration profile, or of optimization profile 0 when none is set
+        (so a batch-1 calibrator feeding an engine optimized for batch 4 is read out of bounds)."""
+        config = self.config
+        source = config._calib_profile
+        if source is None and config._profiles:
+            source = config._profiles[0]
+        out: dict[str, tuple[int, ...]] = {}
+        for t in self.net._inputs:
+            if all(d >= 0 for d in t.shape):
+                out[t.name] = tuple(t.shape)
+                continue
+            rng = source._shapes.get(t.name) if source is not None else None
+            if rng is None or len(rng[1]) != len(t.shape) or any(
+                d >= 0 and o != d for d, o in zip(t.shape, rng[1], strict=True)
+            ):
+                self.error(
+                    f"4: [network.cpp::validate] Error Code 4: Internal Error ({t.name}: the "
+                    "calibration profile does not give dimensions for this dynamic input.)"
+                )
+                return None
+            out[t.name] = tuple(int(d) for d in rng[1])
+        _testing.calibration_shapes.clear()
+        _testing.calibration_shapes.update(out)
+        return out
 
     def _layers(
         self, strongly: bool, *, fp16: bool, int8: bool, has_qdq: bool

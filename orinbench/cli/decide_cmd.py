@@ -1,0 +1,6 @@
+"""placeholder"""
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    return None
