@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..accuracy.compare import LOSS_METRICS, WORST
@@ -101,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=progress,
     )
-    if progress.enabled and progress.tty:
-        print(file=sys.stderr)
+    progress.close()
     if args.out is not None:
         save_result(accuracy_result(report, precision=args.precision), args.out)
     failed = args.budget is not None and report.loss(args.metric) > args.budget

@@ -175,17 +175,15 @@ def run(args: argparse.Namespace) -> int:
             warmup=warmup,
             stop=stop,
             transfers=not args.no_transfers,
-            power=tel.source,
-            power_summary=tel.summarize,
-            power_source=tel.source_name,
-            device=tel.device,
             runner_options=opts,
             roofline_stages=not args.no_roofline,
             on_progress=progress,
             on_event=event,
+            **tel.bench_kwargs(),
         )
     finally:
         progress.close()
+    result = tel.finalize(result)
     finish_result(result, args, command="run")
     out = sys.stderr if args.json else sys.stdout
     print("\n" + format_stages(result), file=out)

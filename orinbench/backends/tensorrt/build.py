@@ -288,8 +288,13 @@ def _cuda_versions(cuda: CudaApi | None) -> dict[str, str]:
         return {}
 
 
-def _make_cache_calibrator(trt: Any, cache: bytes, algorithm: str) -> Any:
-    """A calibrator that only hands TensorRT an existing cache (``--calib-cache``)."""
+def _make_cache_calibrator(
+    trt: Any, cache: bytes, algorithm: str, findings: Sequence[str] = ()
+) -> Any:
+    """A calibrator that only hands TensorRT an existing cache (``--calib-cache``).
+
+    ``findings`` (what :func:`orinbench.calib.cache.check_cache` found in the cache) become its
+    ``warnings`` once TensorRT reads the cache, as a data calibrator's do."""
     bases = {
         "entropy2": "IInt8EntropyCalibrator2",
         "entropy": "IInt8EntropyCalibrator",
@@ -310,6 +315,7 @@ def _make_cache_calibrator(trt: Any, cache: bytes, algorithm: str) -> Any:
     class _CacheCalibrator(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             base.__init__(self)
+            self.warnings: list[str] = []
 
         def get_batch_size(self) -> int:
             return 1
@@ -319,6 +325,7 @@ def _make_cache_calibrator(trt: Any, cache: bytes, algorithm: str) -> Any:
             return None
 
         def read_calibration_cache(self) -> bytes:
+            self.warnings = list(findings)
             return cache
 
         def write_calibration_cache(self, cache: Any) -> None:
@@ -342,6 +349,9 @@ class _Plan:
     use_fp16_flag: bool = False
     #: where a data calibrator writes the cache it computes (kept beside the engine afterwards)
     calib_cache_out: Path | None = None
+    #: input shapes of the data calibrator's batches when the model has dynamic inputs: the
+    #: calibration profile (TensorRT otherwise calibrates at profile 0's opt shapes)
+    calib_shapes: dict[str, tuple[int, ...]] | None = None
 
 
 def _decide_path(feats: compat.Features, options: BuildOptions) -> str:
@@ -541,22 +551,30 @@ def _prepare(
     if opts.precision in ("int8", "best"):
         plan.use_int8_flag = True
         if opts.calib_cache is not None:
-            from ...calib.cache import read_cache
+            from ...calib.cache import check_cache, read_cache
 
             cache = read_cache(opts.calib_cache)
             plan.cache_algorithm = cache.calibrator
             plan.cache_bytes = Path(opts.calib_cache).read_bytes()
-            plan.calibrator = _make_cache_calibrator(trt, plan.cache_bytes, cache.calibrator)
+            findings = check_cache(
+                cache, trt_version=str(trt.__version__), source=str(opts.calib_cache)
+            )
+            plan.calibrator = _make_cache_calibrator(
+                trt, plan.cache_bytes, cache.calibrator, findings
+            )
         elif opts.calib_data is not None:
             plan.calib_cache_out = tmp / "calibration.cache"
-            plan.calibrator = _data_calibrator(trt, opts, model, plan.calib_cache_out, cuda)
+            plan.calibrator, plan.calib_shapes = _data_calibrator(
+                trt, opts, model, plan.calib_cache_out, cuda
+            )
     return plan
 
 
 def _data_calibrator(
     trt: Any, opts: BuildOptions, model: onnx.ModelProto, cache_path: Path, cuda: CudaApi | None
-) -> Any:
-    """An implicit-INT8 calibrator over ``--calib-data`` (orinbench.calib.trt_calibrator)."""
+) -> tuple[Any, dict[str, tuple[int, ...]] | None]:
+    """An implicit-INT8 calibrator over ``--calib-data`` (orinbench.calib.trt_calibrator), and
+    the shapes of its batches when the model has dynamic inputs (None otherwise)."""
     from ...calib.dataset import open_dataset
 
     try:
@@ -568,8 +586,9 @@ def _data_calibrator(
             fix="calibrate with 'orinbench calibrate' and pass --calib-cache",
         ) from exc
     assert opts.calib_data is not None
-    dataset = open_dataset(opts.calib_data, inputs=_io_specs(model))
-    return make_calibrator(
+    inputs = _io_specs(model)
+    dataset = open_dataset(opts.calib_data, inputs=inputs)
+    calibrator = make_calibrator(
         trt,
         dataset=dataset,
         cache_path=cache_path,
@@ -577,6 +596,15 @@ def _data_calibrator(
         batch=opts.calib_batch,
         cuda=cuda if cuda is not None else default_layer(),
     )
+    if all(spec.is_static for spec in inputs):
+        return calibrator, None
+    from ...calib.trt_calibrator import batches
+
+    # The first batch gives the shapes every batch has (the calibrator concatenates samples of
+    # one shape); make_calibrator has refused a data set without a full batch.
+    first = next(batches(dataset, opts.calib_batch))
+    shapes = {s.name: tuple(int(d) for d in first[s.name].shape) for s in inputs}
+    return calibrator, shapes
 
 
 def _configure(
@@ -615,6 +643,20 @@ def _configure(
         for name, rng in opts.shapes.items():
             trt_profile.set_shape(name, rng.min, rng.opt, rng.max)
         config.add_optimization_profile(trt_profile)
+    if plan.calib_shapes and plan.calibrator is not None:
+        # Without a calibration profile TensorRT calibrates a dynamic network at the opt shapes
+        # of profile 0 and reads batches of that size from the calibrator's buffers: a batch-1
+        # calibration set would be read out of bounds for an engine optimized for batch 4.
+        trt_profile = builder.create_optimization_profile()
+        for name, shape in plan.calib_shapes.items():
+            trt_profile.set_shape(name, shape, shape, shape)
+        if not config.set_calibration_profile(trt_profile):
+            raise CalibrationError(
+                "TensorRT refused the calibration profile "
+                + ", ".join(f"{n}:{format_shape(s)}" for n, s in plan.calib_shapes.items()),
+                why="the calibration samples' shapes do not suit the model's inputs",
+                fix="give every calibration sample the same shape, one the model accepts",
+            )
     return config
 
 
@@ -708,6 +750,8 @@ def _run_build(
                 _close_calibrator(plan.calibrator)
                 layer.close()
         monitor.raise_if_cancelled()
+        for text in _calibrator_warnings(plan.calibrator):
+            warn(text)
         calib_error = getattr(plan.calibrator, "error", None)
         if isinstance(calib_error, BaseException):
             raise calib_error
@@ -789,6 +833,13 @@ def _run_build(
         )
     finally:
         log.write(log_file, header=header)
+
+
+def _calibrator_warnings(calibrator: Any) -> list[str]:
+    """What the calibrator found while TensorRT used it (``calibrator.warnings``: e.g. a reused
+    cache written by another TensorRT release); calibrators without the attribute have none."""
+    found = getattr(calibrator, "warnings", None) if calibrator is not None else None
+    return [str(w) for w in found] if isinstance(found, (list, tuple)) else []
 
 
 def _close_calibrator(calibrator: Any) -> None:

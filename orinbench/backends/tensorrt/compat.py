@@ -48,6 +48,7 @@ GATED_NAMES: dict[str, tuple[str | None, str | None]] = {
     "STRONGLY_TYPED": ("10.0", None),
     "FP16": (None, "11.0"),
     "int8_calibrator": (None, "11.0"),
+    "set_calibration_profile": (None, "11.0"),
     "IInt8EntropyCalibrator2": (None, "11.0"),
     "IInt8EntropyCalibrator": (None, "11.0"),
     "IInt8MinMaxCalibrator": (None, "11.0"),
