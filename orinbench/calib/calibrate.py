@@ -86,6 +86,7 @@ def calibrate(
     trt: Any = None,
     cuda: Any = None,
     on_log: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> CalibrationRun:
     """Calibrate ``model_path`` with TensorRT on ``data`` and write the cache to ``out``.
 
@@ -147,6 +148,7 @@ def calibrate(
             batch=batch,
             cuda=layer,
             read_existing=False,
+            on_progress=on_progress,
         )
         config.int8_calibrator = calibrator
         if any(not s.is_static for s in inputs):

@@ -19,7 +19,7 @@ after the build.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import CalibrationError
 from .cache import ALGORITHM_HEADERS, check_cache, parse_cache, read_cache, write_cache
 from .dataset import CalibrationDataset, Feed
+from .specs import shape_text
 
 #: ``--algo`` values and the TensorRT calibrator class each one uses
 CALIBRATOR_CLASSES: dict[str, str] = {
@@ -98,6 +99,7 @@ def make_calibrator(
     batch: int = 1,
     cuda: CudaMemory,
     read_existing: bool = True,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> Any:
     """A TensorRT INT8 calibrator (an instance of a ``trt.IInt8*Calibrator`` subclass).
 
@@ -108,6 +110,7 @@ def make_calibrator(
     ``calibrator.batches_served`` the number of batches handed to TensorRT,
     ``calibrator.cache_written`` whether a cache was written, and ``calibrator.warnings`` what
     reading an existing cache found (written by another TensorRT release).
+    ``on_progress(batches served, fraction of the dataset)`` is called after each batch.
     """
     require_implicit_calibration(trt)
     if algo not in CALIBRATOR_CLASSES:
@@ -140,6 +143,7 @@ def make_calibrator(
             self._buffers: dict[str, tuple[Any, int]] = {}
             self._stream: Any = None
             self._staged: list[np.ndarray] = []
+            self._shapes: dict[str, tuple[int, ...]] | None = None
 
         def get_batch_size(self) -> int:
             # explicit-batch networks carry the batch in the input shapes; TensorRT wants 1 here
@@ -172,16 +176,36 @@ def make_calibrator(
                         "does not hold",
                         fix="calibrate with data for this model's inputs",
                     )
+                self._check_shapes({n: tuple(feed[n].shape) for n in names})
                 if self._stream is None:
                     self._stream = cuda.stream()
                 pointers = [self._device(n, feed[n]) for n in names]
                 cuda.stream_synchronize(self._stream)
                 self._staged.clear()
                 self.batches_served += 1
+                if on_progress is not None:
+                    total = max(dataset.count // batch, 1)
+                    on_progress(self.batches_served, min(self.batches_served / total, 1.0))
                 return pointers
             except BaseException as exc:  # TensorRT would swallow it: keep it for the caller
                 self.error = exc
                 return None
+
+        def _check_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+            # TensorRT reads every batch at one shape per input (a dynamic input's calibration
+            # profile is fixed at the first batch's): another shape would be read wrongly.
+            if self._shapes is None:
+                self._shapes = shapes
+                return
+            for name, shape in shapes.items():
+                first = self._shapes.get(name, shape)
+                if shape != first:
+                    raise CalibrationError(
+                        f"calibration batch {self.batches_served + 1} has '{name}' of shape "
+                        f"{shape_text(shape)}, the first batch {shape_text(first)}",
+                        why="TensorRT calibrates each input at one shape",
+                        fix="give every calibration sample the same shape",
+                    )
 
         def read_calibration_cache(self) -> bytes | None:
             if not read_existing or not path.is_file():

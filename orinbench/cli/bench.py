@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._io import require_file
 from ..bench.run import BACKENDS, bench_model
 from ..errors import UsageError
 from ._common import (
@@ -141,6 +142,8 @@ def _backend(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # a wrong path is the commonest mistake: say so before probing power sources or TensorRT
+    require_file(args.model, what="model file")
     backend = _backend(args)
     if backend == "tensorrt":
         from ._bench_trt import run_tensorrt

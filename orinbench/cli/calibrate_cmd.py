@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..calib.trt_calibrator import CALIBRATOR_CLASSES
 from ..errors import UsageError
+from ._progress import Progress
 
 
 def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -88,16 +89,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..calib.calibrate import calibrate
 
-    result = calibrate(
-        args.model,
-        data=data_source(args),
-        out=args.out,
-        algo=args.algo,
-        batch=args.batch,
-        max_samples=args.max_samples,
-        device=args.device,
-        on_log=lambda line: print(line, file=sys.stderr),
-    )
+    progress = Progress("calibrate", enabled=not args.json)
+    try:
+        result = calibrate(
+            args.model,
+            data=data_source(args),
+            out=args.out,
+            algo=args.algo,
+            batch=args.batch,
+            max_samples=args.max_samples,
+            device=args.device,
+            on_log=lambda line: print(line, file=sys.stderr),
+            on_progress=lambda done, frac: progress.step(frac, f"{done} batches"),
+        )
+    finally:
+        progress.close()
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:

@@ -66,7 +66,7 @@ class VariantRow:
     dla_fallback_layers: int | None = None
     network_layers: int | None = None
     failed_targets: tuple[str, ...] = ()
-    accuracy_failed: tuple[tuple[str, float], ...] = ()
+    accuracy_failed: tuple[tuple[float, float], ...] = ()
     repeat: Mapping[str, Any] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -111,10 +111,12 @@ def effective_targets(targets: Targets | None, *, max_loss_pct: float | None) ->
     return Targets(targets=(*base.targets, extra), tolerances=base.tolerances, source=base.source)
 
 
-def target_failures(result: Result, targets: Targets) -> tuple[list[str], list[tuple[str, float]]]:
-    """Texts of the targets ``result`` misses, and (op + threshold, value) of accuracy ones."""
+def target_failures(
+    result: Result, targets: Targets
+) -> tuple[list[str], list[tuple[float, float]]]:
+    """Texts of the targets ``result`` misses, and (threshold, value) of the accuracy-loss ones."""
     texts: list[str] = []
-    accuracy: list[tuple[str, float]] = []
+    accuracy: list[tuple[float, float]] = []
     for v in check_targets(result, targets):
         if v.status == "pass":
             continue
@@ -123,7 +125,7 @@ def target_failures(result: Result, targets: Targets) -> tuple[list[str], list[t
             continue
         texts.append(f"{v.metric} = {v.value:.4g} (target {v.op} {v.threshold:g})")
         if v.metric == LOSS_METRIC and v.threshold is not None:
-            accuracy.append((f"{v.op} {v.threshold:g}", float(v.value)))
+            accuracy.append((float(v.threshold), float(v.value)))
     return texts, accuracy
 
 
@@ -166,7 +168,7 @@ def _lose_sentence(r: VariantRow, c: VariantRow | None, ranked_by: str) -> str:
     if not r.eligible:
         if r.accuracy_failed and len(r.accuracy_failed) == len(r.failed_targets):
             limit, loss = r.accuracy_failed[0]
-            miss = f"loses {loss:.1f} % accuracy (limit {limit} %)"
+            miss = f"loses {loss:.1f} % accuracy (limit {limit:g} %)"
         else:
             miss = "misses " + "; ".join(r.failed_targets)
         if c is not None:

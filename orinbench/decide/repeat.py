@@ -380,7 +380,7 @@ def repeat_builds(
     ) as tmp:
         work = Path(tmp)
         shared = Path(timing_cache) if timing_cache is not None else work / "shared.timing.cache"
-        built: dict[tuple[str, int], tuple[Path, float]] = {}
+        built: dict[tuple[str, int], tuple[Path, float, int]] = {}
         for mode in modes:
             for i in range(n):
                 req = BuildRequest(
@@ -393,13 +393,12 @@ def repeat_builds(
                     on_step(f"build {i + 1}/{n} ({mode})")
                 t0 = time.perf_counter()
                 path = Path(build(req))
-                built[(mode, i)] = (path, time.perf_counter() - t0)
+                built[(mode, i)] = (path, time.perf_counter() - t0, req.index)
         runs: list[RepeatSample] = []
         results: list[Result] = []
-        index = 0
         for i in range(n):
             for mode in modes:
-                path, seconds = built[(mode, i)]
+                path, seconds, index = built[(mode, i)]
                 if on_step is not None:
                     on_step(f"benchmark build {i + 1}/{n} ({mode})")
                 result = bench(path)
@@ -408,7 +407,6 @@ def repeat_builds(
                     RepeatSample(index=index, mode=mode, artifact=str(path),
                                  samples=_latency(result, str(path)), build_s=seconds)
                 )
-                index += 1
         report = analyze_repeats(runs)
         best = runs[report.fastest]
         _move_with_siblings(Path(best.artifact), keep_path)

@@ -186,6 +186,7 @@ def decide_model(
     power_source: str = "none",
     device: Mapping[str, Any] | None = None,
     finalize: Callable[[Result], Result] | None = None,
+    telemetry: Callable[[], Mapping[str, Any]] | None = None,
     on_step: Step | None = None,
     cuda: Any = None,
 ) -> DecideOutcome:
@@ -196,6 +197,9 @@ def decide_model(
     variants (default ``orinbench-decide/<model stem>``). ``power`` / ``power_summary`` /
     ``finalize`` come from the CLI's telemetry (each benchmark starts and stops the power source
     around its measured window; ``finalize`` adds the conditions warnings right after it).
+    ``telemetry``, when given, is called once every input has been checked and returns those
+    keywords (``power``, ``power_summary``, ``power_source``, ``device``, ``finalize``), so that
+    no power source is opened for input that is refused.
     See the module docstring for the order of work and ``.logic`` for the rule.
     """
     check_repeat(repeat)
@@ -240,6 +244,14 @@ def decide_model(
             )
         if ccache is not None and any(n.endswith("int8") for n in names):
             _precheck_cache(src, model, ccache, trt)
+
+    if telemetry is not None:
+        opened = dict(telemetry())
+        power = opened.get("power", power)
+        power_summary = opened.get("power_summary", power_summary)
+        power_source = str(opened.get("power_source", power_source))
+        device = opened.get("device", device)
+        finalize = opened.get("finalize", finalize)
 
     stem = src.stem
     work = Path(workdir) if workdir is not None else Path("orinbench-decide") / stem
@@ -344,7 +356,7 @@ def _row(
     r: Result,
     model: Any,
     failed: Sequence[str],
-    acc_failed: Sequence[tuple[str, float]],
+    acc_failed: Sequence[tuple[float, float]],
     rep: RepeatReport | None,
 ) -> VariantRow:
     metrics = r.metrics()

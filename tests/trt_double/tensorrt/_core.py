@@ -984,9 +984,7 @@ class _Build:
                 return False
             rt = _testing.cuda
             for t, ptr in zip(self.net._inputs, pointers, strict=True):
-                nbytes = (
-                    int(np.prod(shapes[t.name])) * np.dtype(_NP[t.dtype.name]).itemsize * batch
-                )
+                nbytes = int(np.prod(shapes[t.name])) * np.dtype(_NP[t.dtype.name]).itemsize * batch
                 if rt is not None and not rt.check_range(ptr, nbytes, device_accessible=True):
                     self.error(
                         f"1: Cuda Runtime (an illegal memory access was encountered) reading calibration input {t.name}"
@@ -1020,8 +1018,10 @@ class _Build:
                 out[t.name] = tuple(t.shape)
                 continue
             rng = source._shapes.get(t.name) if source is not None else None
-            if rng is None or len(rng[1]) != len(t.shape) or any(
-                d >= 0 and o != d for d, o in zip(t.shape, rng[1], strict=True)
+            if (
+                rng is None
+                or len(rng[1]) != len(t.shape)
+                or any(d >= 0 and o != d for d, o in zip(t.shape, rng[1], strict=True))
             ):
                 self.error(
                     f"4: [network.cpp::validate] Error Code 4: Internal Error ({t.name}: the "

@@ -4,8 +4,8 @@
 engine takes on the simulated GPU. ``cuda``: the CUDA runtime the double reads and writes memory
 and queues work through (the tests' FakeCuda registers itself); without one, ``execute_async_v3``
 refuses to run. ``plugins``: op types whose plugin creators are "registered" (what a dlopen of a
-plugin library does for real). ``calls``: a count of API calls, for tests to assert on. ``calibration_shapes``: the input shapes
-the last implicit calibration read its batches with.
+plugin library does for real). ``calls``: a count of API calls, for tests to assert on.
+``calibration_shapes``: the input shapes the last implicit calibration read its batches with.
 """
 
 from __future__ import annotations
