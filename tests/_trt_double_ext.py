@@ -124,8 +124,9 @@ def install(monkeypatch: pytest.MonkeyPatch, *, ignore_caches: bool = False) -> 
                 node = nodes.get(layer["name"])
                 if layer["precision"] != "INT8" or node is None:
                     continue
-                tensors = [t for t in [*node.input, *node.output] if t and t in
-                           set(network_tensors(self))]
+                tensors = [
+                    t for t in [*node.input, *node.output] if t and t in set(network_tensors(self))
+                ]
                 if any(t not in scales for t in tensors):
                     layer["precision"] = "FP16" if fp16 else "FP32"
         dla = self.config._device_type == core.DeviceType.DLA
@@ -157,11 +158,16 @@ def install(monkeypatch: pytest.MonkeyPatch, *, ignore_caches: bool = False) -> 
                 return
             name = f"{{ForeignNode[{group[0]['name']}...{group[-1]['name']}]}}"
             dla_names.append(name)
-            fused.append({
-                "name": name, "type": "ForeignNode", "precision": group[-1]["precision"],
-                "weight": sum(x["weight"] for x in group) * 0.8, "outputs": group[-1]["outputs"],
-                "device": "DLA",
-            })
+            fused.append(
+                {
+                    "name": name,
+                    "type": "ForeignNode",
+                    "precision": group[-1]["precision"],
+                    "weight": sum(x["weight"] for x in group) * 0.8,
+                    "outputs": group[-1]["outputs"],
+                    "device": "DLA",
+                }
+            )
             group.clear()
 
         for on_dla, layer in placed:
@@ -188,8 +194,13 @@ def install(monkeypatch: pytest.MonkeyPatch, *, ignore_caches: bool = False) -> 
 
 
 def _reformat(name: str, precision: str) -> dict[str, Any]:
-    return {"name": name, "type": "Reformat", "precision": precision, "weight": 0.05,
-            "outputs": [f"{name}_out"]}
+    return {
+        "name": name,
+        "type": "Reformat",
+        "precision": precision,
+        "weight": 0.05,
+        "outputs": [f"{name}_out"],
+    }
 
 
 def _add_reformats(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,16 +208,25 @@ def _add_reformats(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return layers
     out: list[dict[str, Any]] = []
     if layers[0]["precision"] != "FP32":
-        out.append(_reformat(f"Reformatting CopyNode for Input Tensor 0 to {layers[0]['name']}",
-                             layers[0]["precision"]))
+        out.append(
+            _reformat(
+                f"Reformatting CopyNode for Input Tensor 0 to {layers[0]['name']}",
+                layers[0]["precision"],
+            )
+        )
     prev: dict[str, Any] | None = None
     for layer in layers:
         if prev is not None and prev.get("device", "GPU") != layer.get("device", "GPU"):
-            out.append(_reformat(f"Reformatting CopyNode for Input Tensor 0 to {layer['name']}",
-                                 layer["precision"]))
+            out.append(
+                _reformat(
+                    f"Reformatting CopyNode for Input Tensor 0 to {layer['name']}",
+                    layer["precision"],
+                )
+            )
         out.append(layer)
         prev = layer
     if layers[-1]["precision"] != "FP32":
-        out.append(_reformat(f"Reformatting CopyNode for Output Tensor 0 to {layers[-1]['name']}",
-                             "FP32"))
+        out.append(
+            _reformat(f"Reformatting CopyNode for Output Tensor 0 to {layers[-1]['name']}", "FP32")
+        )
     return out

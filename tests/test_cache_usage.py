@@ -76,32 +76,71 @@ def test_dla_fallback_and_placement_lines_are_found() -> None:
         "conv_6",
     )
     assert log.dla_layers == ("{ForeignNode[/model.0/conv/Conv.../model.23/Concat]}",)
-    assert log.gpu_layers == ("SHUFFLE: (Unnamed Layer* 277) [Shuffle]",
-                              "CONSTANT: /model.24/Constant_1_output_0")
+    assert log.gpu_layers == (
+        "SHUFFLE: (Unnamed Layer* 277) [Shuffle]",
+        "CONSTANT: /model.24/Constant_1_output_0",
+    )
 
 
 # An inspector document in the 8.6 layout (layers repeated per optimization profile) with a
 # reformat layer, a Myelin ForeignNode on the GPU and a DLA ForeignNode.
 INSPECTOR_86 = {
     "Layers": [
-        {"Name": "Reformatting CopyNode for Input Tensor 0 to conv1", "LayerType": "Reformat",
-         "Inputs": [{"Name": "images", "Location": "Device", "Dimensions": [1, 3, 8, 8],
-                     "Format/Datatype": "Row major linear FP32"}],
-         "Outputs": [{"Name": "images_r", "Location": "Device", "Dimensions": [1, 3, 8, 8],
-                      "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}],
-         "ParameterType": "Reformat", "Origin": "REFORMAT"},
-        {"Name": "conv1 + relu1", "LayerType": "CaskConvolution", "ParameterType": "Convolution",
-         "Inputs": [{"Name": "images_r", "Format/Datatype": "Channel major FP16 format"}],
-         "Outputs": [{"Name": "r1", "Format/Datatype": "Thirty-two wide channel vectorized row "
-                      "major Int8 format"}]},
-        {"Name": "{ForeignNode[/attn/MatMul.../attn/Softmax]}", "LayerType": "Myelin",
-         "Inputs": [], "Outputs": [{"Name": "a", "Format/Datatype": "Half"}]},
-        {"Name": "{ForeignNode[conv2...pool2]}", "LayerType": "ForeignNode",
-         "Outputs": [{"Name": "p", "Format/Datatype": "Row major linear FP16 format"}]},
-        {"Name": "images to nvm", "LayerType": "Reformat",
-         "Outputs": [{"Name": "n", "Format/Datatype": "Row major linear FP16 format"}]},
-        {"Name": "conv1 + relu1 [profile 1]", "LayerType": "CaskConvolution",
-         "Outputs": [{"Name": "r1", "Format/Datatype": "Row major Int8 format"}]},
+        {
+            "Name": "Reformatting CopyNode for Input Tensor 0 to conv1",
+            "LayerType": "Reformat",
+            "Inputs": [
+                {
+                    "Name": "images",
+                    "Location": "Device",
+                    "Dimensions": [1, 3, 8, 8],
+                    "Format/Datatype": "Row major linear FP32",
+                }
+            ],
+            "Outputs": [
+                {
+                    "Name": "images_r",
+                    "Location": "Device",
+                    "Dimensions": [1, 3, 8, 8],
+                    "Format/Datatype": "Channel major FP16 format where channel % 8 == 0",
+                }
+            ],
+            "ParameterType": "Reformat",
+            "Origin": "REFORMAT",
+        },
+        {
+            "Name": "conv1 + relu1",
+            "LayerType": "CaskConvolution",
+            "ParameterType": "Convolution",
+            "Inputs": [{"Name": "images_r", "Format/Datatype": "Channel major FP16 format"}],
+            "Outputs": [
+                {
+                    "Name": "r1",
+                    "Format/Datatype": "Thirty-two wide channel vectorized row major Int8 format",
+                }
+            ],
+        },
+        {
+            "Name": "{ForeignNode[/attn/MatMul.../attn/Softmax]}",
+            "LayerType": "Myelin",
+            "Inputs": [],
+            "Outputs": [{"Name": "a", "Format/Datatype": "Half"}],
+        },
+        {
+            "Name": "{ForeignNode[conv2...pool2]}",
+            "LayerType": "ForeignNode",
+            "Outputs": [{"Name": "p", "Format/Datatype": "Row major linear FP16 format"}],
+        },
+        {
+            "Name": "images to nvm",
+            "LayerType": "Reformat",
+            "Outputs": [{"Name": "n", "Format/Datatype": "Row major linear FP16 format"}],
+        },
+        {
+            "Name": "conv1 + relu1 [profile 1]",
+            "LayerType": "CaskConvolution",
+            "Outputs": [{"Name": "r1", "Format/Datatype": "Row major Int8 format"}],
+        },
     ],
     "Bindings": ["images", "out"],
 }
@@ -130,8 +169,11 @@ NETWORK = [f"t{i}" for i in range(20)]
 
 
 def test_a_cache_for_the_network_is_applied() -> None:
-    u = check_cache_usage(_cache(NETWORK + ["(Unnamed Layer* 3) [Shuffle]_output"]),
-                          network_tensors=NETWORK, trt_version="10.3.0")
+    u = check_cache_usage(
+        _cache([*NETWORK, "(Unnamed Layer* 3) [Shuffle]_output"]),
+        network_tensors=NETWORK,
+        trt_version="10.3.0",
+    )
     assert u.verdict == APPLIED and u.matched == 20 and u.expected == 20 and u.ok
     assert u.match.cache_only == ("(Unnamed Layer* 3) [Shuffle]_output",)
     assert require_cache_applied(u) is u
@@ -150,19 +192,21 @@ def test_renamed_tensors_mean_the_cache_was_ignored() -> None:
 
 
 def test_a_cache_of_another_release_is_ignored_even_if_names_match() -> None:
-    u = check_cache_usage(_cache(NETWORK, version="8.6.1"), network_tensors=NETWORK,
-                          trt_version="10.3.0")
+    u = check_cache_usage(
+        _cache(NETWORK, version="8.6.1"), network_tensors=NETWORK, trt_version="10.3.0"
+    )
     assert u.verdict == IGNORED and u.matched == 20
     assert any("TensorRT 8.6.1" in r and "10.3.0" in r for r in u.reasons)
-    same = check_cache_usage(_cache(NETWORK, version="10.3.1"), network_tensors=NETWORK,
-                             trt_version="10.3.0")
+    same = check_cache_usage(
+        _cache(NETWORK, version="10.3.1"), network_tensors=NETWORK, trt_version="10.3.0"
+    )
     assert same.verdict == APPLIED  # a patch release is the same release
 
 
 def test_partial_coverage_below_the_threshold() -> None:
     half = check_cache_usage(_cache(NETWORK[:12]), network_tensors=NETWORK)
     assert half.verdict == PARTIAL and half.matched == 12
-    with pytest.raises(CalibrationError, match="only partly applied.*12 of 20"):
+    with pytest.raises(CalibrationError, match=r"only partly applied.*12 of 20"):
         require_cache_applied(half)
     nearly = check_cache_usage(_cache(NETWORK[:18]), network_tensors=NETWORK)
     assert nearly.verdict == APPLIED  # 90 % is the default threshold
@@ -174,7 +218,8 @@ def test_the_log_and_the_engine_overrule_matching_names() -> None:
     cache = _cache(NETWORK)
     log = "\n".join(
         f"[W] Missing scale and zero-point for tensor {t}, expect fall back to non-int8 "
-        "implementation for any layer consuming or producing given tensor" for t in NETWORK[:5]
+        "implementation for any layer consuming or producing given tensor"
+        for t in NETWORK[:5]
     )
     u = check_cache_usage(cache, network_tensors=NETWORK, log_text=log)
     assert u.verdict == PARTIAL and u.matched == 15 and u.log_unscaled == tuple(NETWORK[:5])
@@ -193,10 +238,13 @@ def _tiny_model(path: Path) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
     w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("Relu", ["c"], ["y"], name="relu")]
-    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", [x], [y], [w]), opset_imports=[helper.make_opsetid("", 17)]
+    )
     model.ir_version = 8
     onnx.save(model, path)
     return path
@@ -204,8 +252,10 @@ def _tiny_model(path: Path) -> Path:
 
 def test_inspect_against_lists_both_sides(tmp_path: Path) -> None:
     model = _tiny_model(tmp_path / "m.onnx")
-    cache = write_cache(tmp_path / "m.cache",
-                        make_cache("8.6.1", "entropy2", {"x": 0.01, "c": 0.02, "old/name": 0.03}))
+    cache = write_cache(
+        tmp_path / "m.cache",
+        make_cache("8.6.1", "entropy2", {"x": 0.01, "c": 0.02, "old/name": 0.03}),
+    )
     m = inspect_against(cache, model)
     assert m.network_tensors == ("x", "c", "y")
     assert m.matched == ("x", "c")

@@ -44,8 +44,10 @@ def test_a_matching_cache_is_applied(
 ) -> None:
     onnx_path, tensors = _setup(tmp_path, monkeypatch)
     assert tensors == ["x", "c", "r", "y"]
-    cache = write_cache(tmp_path / "conv.cache",
-                        make_cache(trt_env.trt.__version__, "entropy2", dict.fromkeys(tensors, .02)))
+    cache = write_cache(
+        tmp_path / "conv.cache",
+        make_cache(trt_env.trt.__version__, "entropy2", dict.fromkeys(tensors, 0.02)),
+    )
     engine = _int8(onnx_path, tmp_path / "conv.engine", cache)
     usage = verify_engine_cache(engine, cache_path=cache, onnx_path=onnx_path)
     assert usage.verdict == APPLIED and usage.matched == 4 and usage.expected == 4
@@ -82,10 +84,12 @@ def test_renamed_tensors_build_silently_and_the_check_fails_it(
 def test_a_partly_matching_cache_is_partial(
     trt_env: TrtEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    onnx_path, tensors = _setup(tmp_path, monkeypatch)
+    onnx_path, _ = _setup(tmp_path, monkeypatch)
     # the convolution's tensors are there, the rest of the network is not
-    cache = write_cache(tmp_path / "part.cache",
-                        make_cache(trt_env.trt.__version__, "entropy2", {"x": .02, "c": .03}))
+    cache = write_cache(
+        tmp_path / "part.cache",
+        make_cache(trt_env.trt.__version__, "entropy2", {"x": 0.02, "c": 0.03}),
+    )
     engine = _int8(onnx_path, tmp_path / "conv.engine", cache)
     with pytest.raises(CalibrationError, match=r"only partly applied .* 2 of 4 network tensors"):
         verify_engine_cache(engine, cache_path=cache, onnx_path=onnx_path)
@@ -104,7 +108,8 @@ def test_a_cache_of_another_release_is_skipped(
         _int8(onnx_path, tmp_path / "conv.engine", cache)
     assert not (tmp_path / "conv.engine").exists()
     # the check before the build says why, naming both releases
-    usage = check_cache_usage(cache_obj, network_tensors=tensors,
-                              trt_version=trt_env.trt.__version__)
+    usage = check_cache_usage(
+        cache_obj, network_tensors=tensors, trt_version=trt_env.trt.__version__
+    )
     assert usage.verdict == "ignored" and usage.matched == 4
     assert other in usage.reasons[0] and trt_env.trt.__version__ in usage.reasons[0]

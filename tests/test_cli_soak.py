@@ -17,8 +17,19 @@ def test_short_real_soak_writes_windows_and_gates_on_soak_metrics(
     model = export_sample_bev(tmp_path / "bev.onnx", "tiny")
     out = tmp_path / "soak.json"
     code, stdout, stderr = run_cli(
-        "soak", str(model), "--seconds", "0.9", "--window-s", "0.3", "--warmup", "0.1",
-        "--power", "none", "--out", str(out), "--no-history",
+        "soak",
+        str(model),
+        "--seconds",
+        "0.9",
+        "--window-s",
+        "0.3",
+        "--warmup",
+        "0.1",
+        "--power",
+        "none",
+        "--out",
+        str(out),
+        "--no-history",
     )
     assert code == 0, stderr
     assert "P99 drift" in stdout and "throttle events" in stdout
@@ -29,8 +40,12 @@ def test_short_real_soak_writes_windows_and_gates_on_soak_metrics(
     assert [w["index"] for w in soak["windows"]] == [0, 1, 2]
     assert all(w["iterations"] > 0 and w["p99_ms"] >= w["p50_ms"] > 0 for w in soak["windows"])
     assert isinstance(soak["p99_drift_pct"], float)
-    assert data["config"]["stop"] == {"kind": "soak", "duration_s": 0.9, "window_s": 0.3,
-                                      "windows": 3}
+    assert data["config"]["stop"] == {
+        "kind": "soak",
+        "duration_s": 0.9,
+        "window_s": 0.3,
+        "windows": 3,
+    }
 
     ok = tmp_path / "ok.toml"
     ok.write_text('[targets]\n"soak.p99_drift_pct" = "< 100000"\n"soak.throttle_events" = "<= 0"\n')
@@ -47,8 +62,17 @@ def test_soak_shorter_than_a_window_is_one_line_exit_2_and_writes_nothing(
 ) -> None:
     out = tmp_path / "r.json"
     code, stdout, stderr = run_cli(
-        "soak", str(conv_model), "--seconds", "5", "--window-s", "10", "--power", "none",
-        "--out", str(out), "--no-history",
+        "soak",
+        str(conv_model),
+        "--seconds",
+        "5",
+        "--window-s",
+        "10",
+        "--power",
+        "none",
+        "--out",
+        str(out),
+        "--no-history",
     )
     assert code == 2
     lines = [ln for ln in stderr.splitlines() if ln.strip()]

@@ -23,9 +23,15 @@ from orinbench.results.schema import Environment, ModelRef, Result, RunConfig
 def row(name: str, p99: float, **kw: Any) -> VariantRow:
     labels = {"fp32": "FP32", "fp16": "FP16", "int8": "INT8", "dla-fp16": "DLA FP16"}
     base: dict[str, Any] = {
-        "name": name, "label": labels[name], "backend": "tensorrt",
-        "precision": name.removeprefix("dla-"), "device": "DLA+GPU" if "dla" in name else "GPU",
-        "p50_ms": p99 * 0.9, "p99_ms": p99, "fps": 1000.0 / p99, "size_bytes": 1_000_000,
+        "name": name,
+        "label": labels[name],
+        "backend": "tensorrt",
+        "precision": name.removeprefix("dla-"),
+        "device": "DLA+GPU" if "dla" in name else "GPU",
+        "p50_ms": p99 * 0.9,
+        "p99_ms": p99,
+        "fps": 1000.0 / p99,
+        "size_bytes": 1_000_000,
         "accuracy_loss_pct": 0.0,
     }
     base.update(kw)
@@ -33,8 +39,11 @@ def row(name: str, p99: float, **kw: Any) -> VariantRow:
 
 
 def test_least_energy_wins_even_when_slower() -> None:
-    rows = [row("fp32", 10.0, energy_mj=50.0), row("fp16", 6.0, energy_mj=30.0),
-            row("int8", 5.5, energy_mj=33.0, accuracy_loss_pct=0.4)]
+    rows = [
+        row("fp32", 10.0, energy_mj=50.0),
+        row("fp16", 6.0, energy_mj=30.0),
+        row("int8", 5.5, energy_mj=33.0, accuracy_loss_pct=0.4),
+    ]
     d = decide(rows)
     assert d.ranked_by == RANK_ENERGY and d.chosen == "fp16"
     assert "least energy per inference (30 mJ" in d.summary
@@ -49,21 +58,29 @@ def test_latency_decides_when_power_is_unknown() -> None:
     d = decide(rows)
     assert d.ranked_by == RANK_LATENCY and d.chosen == "int8"
     assert "power was not measured" in d.summary
-    assert d.reasons["fp16"] == "FP16 meets the targets but its P99 is 20 % higher than INT8's " \
+    assert (
+        d.reasons["fp16"] == "FP16 meets the targets but its P99 is 20 % higher than INT8's "
         "(6 vs 5 ms)"
+    )
 
 
 def test_a_faster_variant_that_loses_accuracy_says_so() -> None:
     rows = [
         row("fp16", 6.0),
-        row("int8", 5.82, accuracy_loss_pct=4.1,
+        row(
+            "int8",
+            5.82,
+            accuracy_loss_pct=4.1,
             failed_targets=("accuracy.loss_pct = 4.1 (target <= 1)",),
-            accuracy_failed=((1.0, 4.1),)),
+            accuracy_failed=((1.0, 4.1),),
+        ),
     ]
     d = decide(rows)
     assert d.chosen == "fp16"
-    assert d.reasons["int8"] == "INT8 is 3 % faster than FP16 (P99) but loses 4.1 % accuracy " \
+    assert (
+        d.reasons["int8"] == "INT8 is 3 % faster than FP16 (P99) but loses 4.1 % accuracy "
         "(limit 1 %)"
+    )
 
 
 def test_a_slower_variant_that_misses_another_target_lists_it() -> None:
@@ -73,8 +90,10 @@ def test_a_slower_variant_that_misses_another_target_lists_it() -> None:
 
 
 def test_no_eligible_variant_chooses_none() -> None:
-    rows = [row("fp32", 9.0, failed_targets=("latency.p99_ms = 9 (target < 1)",)),
-            row("fp16", 6.0, failed_targets=("latency.p99_ms = 6 (target < 1)",))]
+    rows = [
+        row("fp32", 9.0, failed_targets=("latency.p99_ms = 9 (target < 1)",)),
+        row("fp16", 6.0, failed_targets=("latency.p99_ms = 6 (target < 1)",)),
+    ]
     d = decide(rows)
     assert d.chosen is None and d.summary == "No variant meets the targets."
     assert set(d.reasons) == {"fp32", "fp16"}
@@ -88,8 +107,11 @@ def test_ties_go_to_the_lower_accuracy_loss() -> None:
 
 
 def test_observations_int8_no_faster_and_dla_fallback() -> None:
-    rows = [row("fp16", 5.0), row("int8", 5.2),
-            row("dla-fp16", 8.0, dla_fallback_layers=41, network_layers=120, reformat_layers=6)]
+    rows = [
+        row("fp16", 5.0),
+        row("int8", 5.2),
+        row("dla-fp16", 8.0, dla_fallback_layers=41, network_layers=120, reformat_layers=6),
+    ]
     d = decide(rows)
     assert "INT8 is no faster than FP16 (P99 5.2 vs 5 ms)" in d.observations
     assert "DLA FP16 falls back to the GPU on 41 of 120 layers" in d.observations
@@ -97,10 +119,22 @@ def test_observations_int8_no_faster_and_dla_fallback() -> None:
 
 
 def test_rows_and_table_for_the_reports() -> None:
-    rows = [row("fp32", 10.0, layers_precision={"FP32": 40}, layers_device={"GPU": 40},
-                reformat_layers=0),
-            row("fp16", 6.0, layers_precision={"FP16": 38, "FP32": 2}, layers_device={"GPU": 40},
-                reformat_layers=2)]
+    rows = [
+        row(
+            "fp32",
+            10.0,
+            layers_precision={"FP32": 40},
+            layers_device={"GPU": 40},
+            reformat_layers=0,
+        ),
+        row(
+            "fp16",
+            6.0,
+            layers_precision={"FP16": 38, "FP32": 2},
+            layers_device={"GPU": 40},
+            reformat_layers=2,
+        ),
+    ]
     d = decide(rows)
     out = d.to_dict()
     assert out["chosen"] == "FP16" and out["ranked_by"] == RANK_LATENCY
@@ -117,12 +151,17 @@ def test_rows_and_table_for_the_reports() -> None:
 
 def _result(accuracy_loss: float | None, p99: float = 5.0) -> Result:
     return Result(
-        tool_version="0", created_utc="", samples={}, throughput={"fps": 200.0},
+        tool_version="0",
+        created_utc="",
+        samples={},
+        throughput={"fps": 200.0},
         stats={"latency": {"p50_ms": p99 * 0.9, "p99_ms": p99}},
         environment=Environment("h", "c", "o", "p", "onnxruntime", "1"),
-        model=ModelRef("m.onnx", "0", (), ()), config=RunConfig(backend="onnxruntime"),
-        accuracy=None if accuracy_loss is None else {"loss_pct": accuracy_loss,
-                                                     "rel_l2": {"max": accuracy_loss / 100}},
+        model=ModelRef("m.onnx", "0", (), ()),
+        config=RunConfig(backend="onnxruntime"),
+        accuracy=None
+        if accuracy_loss is None
+        else {"loss_pct": accuracy_loss, "rel_l2": {"max": accuracy_loss / 100}},
     )
 
 
@@ -135,14 +174,17 @@ def test_default_accuracy_budget_only_without_an_accuracy_target() -> None:
 
 
 def test_target_failures_name_value_and_missing_metrics() -> None:
-    targets = effective_targets(parse_targets('"latency.p99_ms" = "< 8"\n"power.mean_w" = "< 30"\n'),
-                                max_loss_pct=1.0)
+    targets = effective_targets(
+        parse_targets('"latency.p99_ms" = "< 8"\n"power.mean_w" = "< 30"\n'), max_loss_pct=1.0
+    )
     failed, acc = target_failures(_result(4.1, p99=9.0), targets)
-    assert failed == ["latency.p99_ms = 9 (target < 8)", "power.mean_w not measured",
-                      "accuracy.loss_pct = 4.1 (target <= 1)"]
+    assert failed == [
+        "latency.p99_ms = 9 (target < 8)",
+        "power.mean_w not measured",
+        "accuracy.loss_pct = 4.1 (target <= 1)",
+    ]
     assert acc == [(1.0, 4.1)]
-    failed, acc = target_failures(_result(0.2, p99=5.0),
-                                  effective_targets(None, max_loss_pct=1.0))
+    failed, acc = target_failures(_result(0.2, p99=5.0), effective_targets(None, max_loss_pct=1.0))
     assert failed == [] and acc == []
 
 

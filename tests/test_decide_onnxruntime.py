@@ -36,8 +36,11 @@ def outcome(bev: Path, tmp_path_factory: pytest.TempPathFactory) -> DecideOutcom
 def test_three_variants_are_made_benchmarked_and_compared(outcome: DecideOutcome) -> None:
     rows = {r.name: r for r in outcome.decision.rows}
     assert list(rows) == ["fp32", "fp16", "int8"]
-    assert [v.artifact.name for v in outcome.variants] == ["bev.onnx", "bev.fp16.onnx",
-                                                           "bev.int8.onnx"]
+    assert [v.artifact.name for v in outcome.variants] == [
+        "bev.onnx",
+        "bev.fp16.onnx",
+        "bev.int8.onnx",
+    ]
     assert guess_precision(outcome.variants[1].artifact) == "fp16"
     assert guess_precision(outcome.variants[2].artifact) == "int8"
     for r in rows.values():
@@ -88,16 +91,24 @@ def test_the_written_result_is_the_chosen_variant_with_the_table(outcome: Decide
 
 def test_targets_that_allow_int8_make_it_eligible(bev: Path, tmp_path: Path) -> None:
     targets = parse_targets('[targets]\n"accuracy.loss_pct" = "< 50"\n"latency.p99_ms" = "< 1e6"\n')
-    out = decide_model(bev, variants=["fp32", "int8"], calib_data=CALIB, targets=targets,
-                       workdir=tmp_path, **FAST)  # type: ignore[arg-type]
+    out = decide_model(
+        bev, variants=["fp32", "int8"], calib_data=CALIB, targets=targets, workdir=tmp_path, **FAST
+    )  # type: ignore[arg-type]
     assert all(r.eligible for r in out.decision.rows)
     fastest = min(out.decision.rows, key=lambda r: r.p99_ms)
     assert out.decision.chosen == fastest.name
 
 
 def test_repeat_benchmarks_each_variant_n_times(bev: Path, tmp_path: Path) -> None:
-    out = decide_model(bev, variants=["fp32", "fp16"], holdout=CALIB, repeat=2, max_samples=4,
-                       workdir=tmp_path, **FAST)  # type: ignore[arg-type]
+    out = decide_model(
+        bev,
+        variants=["fp32", "fp16"],
+        holdout=CALIB,
+        repeat=2,
+        max_samples=4,
+        workdir=tmp_path,
+        **FAST,
+    )  # type: ignore[arg-type]
     rep = out.result.extra["decide"]["repeat"]
     assert set(rep) == {"FP32", "FP16"}
     assert len(rep["FP32"]["builds"]) == 2 and rep["FP32"]["spread"]["run"]["count"] == 2
@@ -121,7 +132,7 @@ def test_bad_input_fails_before_anything_is_written(bev: Path, tmp_path: Path) -
     data = tmp_path / "relu_data"
     data.mkdir()
     np.savez(data / "0.npz", x=np.ones((1, 4), np.float32))
-    with pytest.raises(ModelError, match="cannot be quantized.*no Conv"):
+    with pytest.raises(ModelError, match=r"cannot be quantized.*no Conv"):
         decide_model(relu, calib_data=data, workdir=work, **FAST)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="--repeat must be >= 1"):
         decide_model(bev, calib_data=CALIB, repeat=0, workdir=work, **FAST)  # type: ignore[arg-type]
@@ -134,3 +145,39 @@ def test_bad_input_fails_before_anything_is_written(bev: Path, tmp_path: Path) -
     with pytest.raises(UsageError, match="unknown variant 'bf16'"):
         decide_model(bev, variants=["bf16"], holdout=CALIB, workdir=work, **FAST)  # type: ignore[arg-type]
     assert not work.exists()
+
+
+def test_with_power_measured_the_least_energy_decides(bev: Path, tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "fixtures" / "telemetry"))
+    from telemetry_fakes import FakeBoard
+
+    from orinbench.telemetry.power import summarize_power
+    from orinbench.telemetry.sources.sysfs import SysfsPowerSource
+    from orinbench.telemetry.window import TelemetryWindow
+
+    board = FakeBoard(tmp_path / "board", "orin-nx-16gb")
+    board.set_rail("VDD_IN", mv=5000, ma=2000)  # 10 W while the variants run
+    source = SysfsPowerSource(period_s=0.01, root=tmp_path / "board")
+    out = decide_model(
+        bev,
+        variants=["fp32", "fp16"],
+        holdout=CALIB,
+        max_samples=2,
+        workdir=tmp_path / "w",
+        power=TelemetryWindow(source),
+        power_summary=summarize_power,
+        power_source="sysfs",
+        warmup=Warmup(seconds=0.05),
+        stop=StopRule(duration_s=0.3),
+    )
+    d = out.decision
+    assert d.ranked_by == "energy"
+    for r in d.rows:
+        assert r.power_w == pytest.approx(10.0, abs=0.01)
+        # energy per inference = mean power x measured window / inferences
+        assert r.energy_mj == pytest.approx(10.0 * 1000.0 / r.fps, rel=0.02)
+    assert d.chosen == min(d.rows, key=lambda r: r.energy_mj).name  # type: ignore[arg-type, return-value]
+    assert "least energy per inference" in d.summary
+    assert out.result.metrics()["energy.mj_per_inference"] > 0

@@ -28,8 +28,10 @@ def _normal(mean: float, sd: float, n: int, seed: int) -> tuple[float, ...]:
 
 
 def _runs(means: list[float], *, n: int = 400, sd: float = 0.1, mode: str = "run") -> list:
-    return [RepeatSample(index=i, mode=mode, artifact=f"b{i}", samples=_normal(m, sd, n, i))
-            for i, m in enumerate(means)]
+    return [
+        RepeatSample(index=i, mode=mode, artifact=f"b{i}", samples=_normal(m, sd, n, i))
+        for i, m in enumerate(means)
+    ]
 
 
 def test_one_build_10_percent_slower_is_flagged_and_the_others_not() -> None:
@@ -74,9 +76,15 @@ def test_too_few_samples_are_never_flagged() -> None:
 
 def test_spread_per_mode_and_over_all() -> None:
     shared = _runs([10.0, 10.1], mode=MODE_SHARED)
-    none = [RepeatSample(index=2 + r.index, mode=MODE_NONE, artifact="x",
-                         samples=_normal(m, 0.1, 400, 9 + r.index))
-            for r, m in zip(shared, [10.0, 11.0], strict=True)]
+    none = [
+        RepeatSample(
+            index=2 + r.index,
+            mode=MODE_NONE,
+            artifact="x",
+            samples=_normal(m, 0.1, 400, 9 + r.index),
+        )
+        for r, m in zip(shared, [10.0, 11.0], strict=True)
+    ]
     report = analyze_repeats(shared + none)
     assert set(report.spread) == {MODE_SHARED, MODE_NONE, "all"}
     assert report.spread[MODE_SHARED].median_pct == pytest.approx(1.0, abs=0.4)
@@ -95,9 +103,14 @@ def test_repeat_must_be_positive() -> None:
 
 def _result(samples: tuple[float, ...]) -> Result:
     return Result(
-        tool_version="0", created_utc="", samples={"latency": samples}, stats={}, throughput={},
+        tool_version="0",
+        created_utc="",
+        samples={"latency": samples},
+        stats={},
+        throughput={},
         environment=Environment("h", "c", "o", "p", "tensorrt", "10.3.0"),
-        model=ModelRef("m.engine", "0", (), ()), config=RunConfig(backend="tensorrt"),
+        model=ModelRef("m.engine", "0", (), ()),
+        config=RunConfig(backend="tensorrt"),
     )
 
 
@@ -110,11 +123,15 @@ def test_repeat_builds_keeps_the_fastest_engine_and_says_so_in_its_sidecar(tmp_p
         requests.append(req)
         req.engine_path.write_bytes(f"engine {req.index}".encode())
         req.engine_path.with_name(req.engine_path.name + ".log").write_text("log")
-        write_sidecar(req.engine_path, {
-            "format": FORMAT, "format_version": FORMAT_VERSION,
-            "engine": {"file": req.engine_path.name, "size_bytes": 8},
-            "build": {"log": req.engine_path.name + ".log"},
-        })
+        write_sidecar(
+            req.engine_path,
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "engine": {"file": req.engine_path.name, "size_bytes": 8},
+                "build": {"log": req.engine_path.name + ".log"},
+            },
+        )
         if req.timing_cache is not None:
             req.timing_cache.write_text("tactics")
         return req.engine_path
@@ -126,12 +143,19 @@ def test_repeat_builds_keeps_the_fastest_engine_and_says_so_in_its_sidecar(tmp_p
     keep = tmp_path / "out" / "bev.fp16.engine"
     report, best = repeat_builds(n=2, build=build, bench=bench, keep=keep)
     assert [(r.mode, r.timing_cache is not None) for r in requests] == [
-        (MODE_SHARED, True), (MODE_SHARED, True), (MODE_NONE, False), (MODE_NONE, False)]
+        (MODE_SHARED, True),
+        (MODE_SHARED, True),
+        (MODE_NONE, False),
+        (MODE_NONE, False),
+    ]
     assert requests[0].timing_cache == requests[1].timing_cache
     # benchmarked round-robin: shared 0, none 0, shared 1, none 1
     assert [b.artifact.rsplit("/", 1)[-1] for b in report.builds] == [
-        "build-0-shared-cache.engine", "build-2-no-cache.engine",
-        "build-1-shared-cache.engine", "build-3-no-cache.engine"]
+        "build-0-shared-cache.engine",
+        "build-2-no-cache.engine",
+        "build-1-shared-cache.engine",
+        "build-3-no-cache.engine",
+    ]
     assert keep.read_text() == "engine 3"
     assert report.fastest_build.mode == MODE_NONE and report.kept == str(keep)
     assert float(np.median(best.samples["latency"])) == pytest.approx(9.0, abs=0.05)
@@ -141,20 +165,28 @@ def test_repeat_builds_keeps_the_fastest_engine_and_says_so_in_its_sidecar(tmp_p
     assert sc["engine"]["file"] == keep.name and sc["build"]["log"] == keep.name + ".log"
     assert sc["repeat"]["flagged"] == [3] and sc["repeat"]["index"] == 3
     assert sorted(p.name for p in keep.parent.iterdir()) == [
-        "bev.fp16.engine", "bev.fp16.engine.json", "bev.fp16.engine.log"]
+        "bev.fp16.engine",
+        "bev.fp16.engine.json",
+        "bev.fp16.engine.log",
+    ]
 
 
 def test_repeat_builds_refuses_zero_before_building(tmp_path: Path) -> None:
     called: list[int] = []
     with pytest.raises(UsageError):
-        repeat_builds(n=0, build=lambda r: called.append(1) or r.engine_path,  # type: ignore[func-returns-value]
-                      bench=lambda p: _result((1.0,)), keep=tmp_path / "e.engine")
+        repeat_builds(
+            n=0,
+            build=lambda r: called.append(1) or r.engine_path,  # type: ignore[func-returns-value]
+            bench=lambda p: _result((1.0,)),
+            keep=tmp_path / "e.engine",
+        )
     assert called == [] and list(tmp_path.iterdir()) == []
 
 
 def test_repeat_runs_without_builds() -> None:
     k = iter(range(3))
-    report, results = repeat_runs(lambda: _result(_normal(5.0, 0.05, 200, next(k))), n=3,
-                                  artifact="m.onnx")
+    report, results = repeat_runs(
+        lambda: _result(_normal(5.0, 0.05, 200, next(k))), n=3, artifact="m.onnx"
+    )
     assert len(results) == 3 and set(report.spread) == {"run"}
     assert report.spread["run"].median_pct < 1.0 and not report.flagged

@@ -37,8 +37,7 @@ def test_gpu_variants_are_built_reused_and_described(
 ) -> None:
     _trt_double_ext.install(monkeypatch)
     work = tmp_path / "work"
-    out = decide_model(bev, backend="tensorrt", calib_data=CALIB, workdir=work,
-                       **FAST)  # type: ignore[arg-type]
+    out = decide_model(bev, backend="tensorrt", calib_data=CALIB, workdir=work, **FAST)  # type: ignore[arg-type]
     rows = {r.name: r for r in out.decision.rows}
     assert list(rows) == ["fp32", "fp16", "int8"]
     for name, r in rows.items():
@@ -58,8 +57,7 @@ def test_gpu_variants_are_built_reused_and_described(
     assert all(r.accuracy_loss_pct == pytest.approx(0.0, abs=1e-6) for r in rows.values())
     assert out.decision.chosen is not None
     builds = trt_env.testing.calls["build_serialized_network"]
-    again = decide_model(bev, backend="tensorrt", calib_data=CALIB, workdir=work,
-                         **FAST)  # type: ignore[arg-type]
+    again = decide_model(bev, backend="tensorrt", calib_data=CALIB, workdir=work, **FAST)  # type: ignore[arg-type]
     assert trt_env.testing.calls["build_serialized_network"] == builds  # reused by the sidecar
     assert [r.name for r in again.decision.rows] == ["fp32", "fp16", "int8"]
 
@@ -71,8 +69,15 @@ def test_dla_variants_report_fallback_layers(
     _trt_double_ext.install(monkeypatch)
     model = load_model(bev)
     not_on_dla = sum(1 for n in model.graph.node if n.op_type not in _trt_double_ext.DLA_OPS)
-    out = decide_model(bev, backend="tensorrt", variants=["fp16", "dla-fp16"], dla=True,
-                       holdout=CALIB, workdir=tmp_path / "w", **FAST)  # type: ignore[arg-type]
+    out = decide_model(
+        bev,
+        backend="tensorrt",
+        variants=["fp16", "dla-fp16"],
+        dla=True,
+        holdout=CALIB,
+        workdir=tmp_path / "w",
+        **FAST,
+    )  # type: ignore[arg-type]
     dla = out.decision.row("dla-fp16")
     assert dla.device == "DLA+GPU" and dla.label == "DLA FP16"
     assert dla.network_layers == len(model.graph.node)
@@ -82,7 +87,9 @@ def test_dla_variants_report_fallback_layers(
     sentence = f"DLA FP16 falls back to the GPU on {not_on_dla} of {len(model.graph.node)} layers"
     assert sentence in out.decision.observations
     gpu = out.decision.row("fp16")
-    assert gpu.dla_fallback_layers is None and gpu.layers_device == {"GPU": gpu.layers_device["GPU"]}  # type: ignore[index]
+    assert gpu.dla_fallback_layers is None and gpu.layers_device == {
+        "GPU": gpu.layers_device["GPU"]
+    }  # type: ignore[index]
     sc = read_sidecar(tmp_path / "w" / "bev.dla-fp16.engine")
     assert sc["settings"]["dla_core"] == 0 and sc["settings"]["gpu_fallback"] is True  # type: ignore[index]
 
@@ -93,8 +100,9 @@ def test_dla_on_a_device_without_dla_is_refused_before_building(
 ) -> None:
     trt_env.testing.config.dla_cores = 0
     with pytest.raises(UsageError, match="this device has no DLA") as exc:
-        decide_model(bev, backend="tensorrt", dla=True, calib_data=CALIB, workdir=tmp_path / "w",
-                     **FAST)  # type: ignore[arg-type]
+        decide_model(
+            bev, backend="tensorrt", dla=True, calib_data=CALIB, workdir=tmp_path / "w", **FAST
+        )  # type: ignore[arg-type]
     assert exc.value.exit_code == 2 and "num_DLA_cores" in str(exc.value)
     assert not (tmp_path / "w").exists()
     assert trt_env.testing.calls["build_serialized_network"] == 0
@@ -106,19 +114,38 @@ def test_a_cache_from_another_network_stops_decide_before_building(
 ) -> None:
     _trt_double_ext.install(monkeypatch)
     tensors = network_activation_tensors(load_model(bev))
-    renamed = write_cache(tmp_path / "other.cache", make_cache(
-        trt_env.trt.__version__, "entropy2", {f"/other{i}": 0.02 for i in range(len(tensors))}))
+    renamed = write_cache(
+        tmp_path / "other.cache",
+        make_cache(
+            trt_env.trt.__version__, "entropy2", {f"/other{i}": 0.02 for i in range(len(tensors))}
+        ),
+    )
     with pytest.raises(CalibrationError) as exc:
-        decide_model(bev, backend="tensorrt", calib_cache=renamed, holdout=CALIB,
-                     workdir=tmp_path / "w", **FAST)  # type: ignore[arg-type]
+        decide_model(
+            bev,
+            backend="tensorrt",
+            calib_cache=renamed,
+            holdout=CALIB,
+            workdir=tmp_path / "w",
+            **FAST,
+        )  # type: ignore[arg-type]
     assert f"0 of {len(tensors)} network tensors matched" in str(exc.value)
     assert not (tmp_path / "w").exists()
     assert trt_env.testing.calls["build_serialized_network"] == 0
 
-    good = write_cache(tmp_path / "bev.cache", make_cache(
-        trt_env.trt.__version__, "entropy2", dict.fromkeys(tensors, 0.02)))
-    out = decide_model(bev, backend="tensorrt", variants=["int8"], calib_cache=good,
-                       holdout=CALIB, workdir=tmp_path / "w", **FAST)  # type: ignore[arg-type]
+    good = write_cache(
+        tmp_path / "bev.cache",
+        make_cache(trt_env.trt.__version__, "entropy2", dict.fromkeys(tensors, 0.02)),
+    )
+    out = decide_model(
+        bev,
+        backend="tensorrt",
+        variants=["int8"],
+        calib_cache=good,
+        holdout=CALIB,
+        workdir=tmp_path / "w",
+        **FAST,
+    )  # type: ignore[arg-type]
     assert out.decision.row("int8").layers_precision["INT8"] == 31  # type: ignore[index]
 
 
@@ -128,12 +155,21 @@ def test_a_cache_tensorrt_ignored_during_the_build_drops_the_engine(
 ) -> None:
     _trt_double_ext.install(monkeypatch, ignore_caches=True)
     tensors = network_activation_tensors(load_model(bev))
-    cache = write_cache(tmp_path / "bev.cache", make_cache(
-        trt_env.trt.__version__, "entropy2", dict.fromkeys(tensors, 0.02)))
+    cache = write_cache(
+        tmp_path / "bev.cache",
+        make_cache(trt_env.trt.__version__, "entropy2", dict.fromkeys(tensors, 0.02)),
+    )
     work = tmp_path / "w"
     with pytest.raises(CalibrationError) as exc:
-        decide_model(bev, backend="tensorrt", variants=["int8"], calib_cache=cache,
-                     holdout=CALIB, workdir=work, **FAST)  # type: ignore[arg-type]
+        decide_model(
+            bev,
+            backend="tensorrt",
+            variants=["int8"],
+            calib_cache=cache,
+            holdout=CALIB,
+            workdir=work,
+            **FAST,
+        )  # type: ignore[arg-type]
     msg = str(exc.value)
     assert f"0 of {len(tensors)} network tensors matched" in msg and "ignored" in msg
     engine = work / "bev.int8.engine"
@@ -146,8 +182,9 @@ def test_repeat_builds_with_and_without_a_timing_cache_keeps_the_fastest(
     trt_env: TrtEnv, bev: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "w"
-    out = decide_model(bev, backend="tensorrt", variants=["fp16"], holdout=CALIB, repeat=2,
-                       workdir=work, **FAST)  # type: ignore[arg-type]
+    out = decide_model(
+        bev, backend="tensorrt", variants=["fp16"], holdout=CALIB, repeat=2, workdir=work, **FAST
+    )  # type: ignore[arg-type]
     rep = out.result.extra["decide"]["repeat"]["FP16"]
     assert [b["mode"] for b in rep["builds"]] == ["shared-cache", "no-cache"] * 2
     assert set(rep["spread"]) == {"shared-cache", "no-cache", "all"}
@@ -158,5 +195,8 @@ def test_repeat_builds_with_and_without_a_timing_cache_keeps_the_fastest(
     assert sc["engine"]["file"] == "bev.fp16.engine"
     assert out.results["fp16"].model.path == str(engine)
     assert sorted(p.name for p in work.iterdir()) == [
-        "bev.fp16.engine", "bev.fp16.engine.json", "bev.fp16.engine.log"]
+        "bev.fp16.engine",
+        "bev.fp16.engine.json",
+        "bev.fp16.engine.log",
+    ]
     json.dumps(out.result.to_dict(), allow_nan=False)

@@ -17,8 +17,15 @@ from orinbench.telemetry.conditions import ConditionsSample
 
 def _w(i: int, temp: float | None, *, p99: float = 10.0, power: float | None = None) -> SoakWindow:
     return SoakWindow(
-        index=i, t_s=10.0 * i, duration_s=10.0, iterations=100, p50_ms=p99 / 2, p99_ms=p99,
-        fps=100.0, power_w=power, temp_c=temp,
+        index=i,
+        t_s=10.0 * i,
+        duration_s=10.0,
+        iterations=100,
+        p50_ms=p99 / 2,
+        p99_ms=p99,
+        fps=100.0,
+        power_w=power,
+        temp_c=temp,
     )
 
 
@@ -72,12 +79,27 @@ def test_clock_jitter_within_one_percent_is_no_event() -> None:
 
 def test_cap_over_current_trip_and_cooling_events() -> None:
     samples = [
-        _s(0.0, gpu_max_freq_mhz=918.0, oc_events=0, temperatures_c={"tj": 90.0},
-           cooling={"gpu-balanced#1": 0}),
-        _s(1.0, gpu_max_freq_mhz=918.0, oc_events=2, temperatures_c={"tj": 96.0},
-           cooling={"gpu-balanced#1": 0}),
-        _s(2.0, gpu_max_freq_mhz=714.0, oc_events=2, temperatures_c={"tj": 97.0},
-           cooling={"gpu-balanced#1": 1}),
+        _s(
+            0.0,
+            gpu_max_freq_mhz=918.0,
+            oc_events=0,
+            temperatures_c={"tj": 90.0},
+            cooling={"gpu-balanced#1": 0},
+        ),
+        _s(
+            1.0,
+            gpu_max_freq_mhz=918.0,
+            oc_events=2,
+            temperatures_c={"tj": 96.0},
+            cooling={"gpu-balanced#1": 0},
+        ),
+        _s(
+            2.0,
+            gpu_max_freq_mhz=714.0,
+            oc_events=2,
+            temperatures_c={"tj": 97.0},
+            cooling={"gpu-balanced#1": 1},
+        ),
     ]
     events = throttle_events(samples, trip_points_c={"tj": 95.5})
     kinds = [(e.kind, e.t_s, e.count) for e in events]
@@ -92,8 +114,11 @@ def test_cap_over_current_trip_and_cooling_events() -> None:
 
 
 def test_summary_holds_drifts_and_becomes_soak_metrics() -> None:
-    windows = [_w(0, 60.0, p99=10.0, power=20.0), _w(1, 70.0, p99=11.0, power=21.0),
-               _w(2, 70.5, p99=12.0, power=22.0)]
+    windows = [
+        _w(0, 60.0, p99=10.0, power=20.0),
+        _w(1, 70.0, p99=11.0, power=21.0),
+        _w(2, 70.5, p99=12.0, power=22.0),
+    ]
     summary = summarize_soak(windows, window_s=10.0)
     assert summary["p99_drift_pct"] == pytest.approx(20.0)
     assert summary["power_drift_pct"] == pytest.approx(10.0)
@@ -101,9 +126,14 @@ def test_summary_holds_drifts_and_becomes_soak_metrics() -> None:
     assert summary["duration_s"] == pytest.approx(30.0)
     assert [w["temp_c"] for w in summary["windows"]] == [60.0, 70.0, 70.5]
     r = Result(
-        tool_version="0", created_utc="", samples={}, stats={}, throughput={},
+        tool_version="0",
+        created_utc="",
+        samples={},
+        stats={},
+        throughput={},
         environment=Environment("h", "c", "o", "p", "onnxruntime", "1"),
-        model=ModelRef("m.onnx", "0", (), ()), config=RunConfig(backend="onnxruntime"),
+        model=ModelRef("m.onnx", "0", (), ()),
+        config=RunConfig(backend="onnxruntime"),
         extra={"soak": summary},
     )
     m = r.metrics()

@@ -27,9 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "2: bad input (docs/decide.md).",
     )
     p.add_argument("model", type=Path, help="MODEL.onnx (FP32)")
-    p.add_argument(
-        "--backend", choices=BACKENDS, default="onnxruntime", help="default onnxruntime"
-    )
+    p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="default onnxruntime")
     p.add_argument(
         "--variants",
         default=None,

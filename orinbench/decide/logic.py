@@ -179,11 +179,15 @@ def _lose_sentence(r: VariantRow, c: VariantRow | None, ranked_by: str) -> str:
                 and r.energy_mj < c.energy_mj
             ):
                 less = _pct_less(r.energy_mj, c.energy_mj)
-                return f"{r.label} needs {less:.0f} % less energy per inference than {c.label} " \
+                return (
+                    f"{r.label} needs {less:.0f} % less energy per inference than {c.label} "
                     f"but {miss}"
+                )
             if r.p99_ms < c.p99_ms:
-                return f"{r.label} is {_pct_less(r.p99_ms, c.p99_ms):.0f} % faster than " \
+                return (
+                    f"{r.label} is {_pct_less(r.p99_ms, c.p99_ms):.0f} % faster than "
                     f"{c.label} (P99) but {miss}"
+                )
         return f"{r.label} {miss}"
     assert c is not None
     if ranked_by == RANK_ENERGY and r.energy_mj is not None and c.energy_mj is not None:
@@ -236,8 +240,7 @@ def decide(rows: Sequence[VariantRow]) -> Decision:
         raise ValueError(f"variant names repeat: {names}")
     eligible = [r for r in rows if r.eligible]
     ranked_by = (
-        RANK_ENERGY if eligible and all(r.energy_mj is not None for r in eligible)
-        else RANK_LATENCY
+        RANK_ENERGY if eligible and all(r.energy_mj is not None for r in eligible) else RANK_LATENCY
     )
 
     def key(r: VariantRow) -> tuple[float, float, float]:

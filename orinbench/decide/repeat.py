@@ -291,8 +291,10 @@ BenchFn = Callable[[Path], Result]
 def _latency(result: Result, what: str) -> tuple[float, ...]:
     samples = result.samples.get(HOST_LATENCY)
     if not samples:
-        raise UsageError(f"the benchmark of {what} has no latency samples",
-                         fix="benchmark with at least one iteration")
+        raise UsageError(
+            f"the benchmark of {what} has no latency samples",
+            fix="benchmark with at least one iteration",
+        )
     return tuple(samples)
 
 
@@ -404,8 +406,13 @@ def repeat_builds(
                 result = bench(path)
                 results.append(result)
                 runs.append(
-                    RepeatSample(index=index, mode=mode, artifact=str(path),
-                                 samples=_latency(result, str(path)), build_s=seconds)
+                    RepeatSample(
+                        index=index,
+                        mode=mode,
+                        artifact=str(path),
+                        samples=_latency(result, str(path)),
+                        build_s=seconds,
+                    )
                 )
         report = analyze_repeats(runs)
         best = runs[report.fastest]
@@ -434,4 +441,3 @@ def repeat_runs(
         for i, r in enumerate(results)
     ]
     return analyze_repeats(runs), results
-

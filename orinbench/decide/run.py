@@ -108,8 +108,11 @@ def _check_inputs(
                 why="ONNX Runtime's Q/DQ quantization calibrates on samples",
                 fix="pass --calib-data DIR, or --variants fp32,fp16",
             )
-        if backend == "tensorrt" and calib_data is None and calib_cache is None and not _has_qdq(
-            model
+        if (
+            backend == "tensorrt"
+            and calib_data is None
+            and calib_cache is None
+            and not _has_qdq(model)
         ):
             raise UsageError(
                 "the INT8 variants need --calib-data or --calib-cache",
@@ -227,8 +230,14 @@ def decide_model(
     if ccache is not None:
         require_file(ccache, what="calibration cache")
     dataset = _check_inputs(
-        src, model, names, backend=backend, calib_data=cdata, calib_cache=ccache,
-        holdout=Path(holdout) if holdout is not None else None, max_samples=max_samples,
+        src,
+        model,
+        names,
+        backend=backend,
+        calib_data=cdata,
+        calib_cache=ccache,
+        holdout=Path(holdout) if holdout is not None else None,
+        max_samples=max_samples,
     )
     trt: Any = None
     if backend == "tensorrt":
@@ -308,11 +317,17 @@ def decide_model(
                     step(f"benchmark {v.label} ({k + 1}/{repeat})")
                     runs[v.name].append(bench(v.artifact, v))
             for v in made:
-                repeats[v.name] = analyze_repeats([
-                    RepeatSample(index=i, mode=MODE_RUN, artifact=str(v.artifact),
-                                 samples=tuple(r.samples[HOST_LATENCY]))
-                    for i, r in enumerate(runs[v.name])
-                ])
+                repeats[v.name] = analyze_repeats(
+                    [
+                        RepeatSample(
+                            index=i,
+                            mode=MODE_RUN,
+                            artifact=str(v.artifact),
+                            samples=tuple(r.samples[HOST_LATENCY]),
+                        )
+                        for i, r in enumerate(runs[v.name])
+                    ]
+                )
                 results[v.name] = _median_run(runs[v.name])
     else:
         made, results, repeats = _make_and_bench_engines(
@@ -325,7 +340,11 @@ def decide_model(
     rows: list[VariantRow] = []
     for v in made:
         report = compare_with_reference(
-            v.artifact, dataset=dataset, reference=ref, reference_specs=specs, threads=threads,
+            v.artifact,
+            dataset=dataset,
+            reference=ref,
+            reference_specs=specs,
+            threads=threads,
             reference_name=str(src),
         )
         r = results[v.name].with_(accuracy=_accuracy(report))
@@ -474,7 +493,10 @@ def _make_and_bench_engines(
 
         def build_one(req: BuildRequest, opts: BuildOptions = opts, int8: bool = int8) -> Path:
             rep = build_engine(
-                src, req.engine_path, replace(opts, timing_cache=req.timing_cache), force=True,
+                src,
+                req.engine_path,
+                replace(opts, timing_cache=req.timing_cache),
+                force=True,
                 cuda=cuda,
             )
             if int8 and calib_cache is not None:
@@ -484,12 +506,11 @@ def _make_and_bench_engines(
         def bench_one(path: Path, v: Variant = v) -> Result:
             return bench(path, v)
 
+        def step_one(text: str, label: str = v.label) -> None:
+            step(f"{label}: {text}")
+
         rep_report, result = repeat_builds(
-            n=repeat,
-            build=build_one,
-            bench=bench_one,
-            keep=engine,
-            on_step=lambda text, label=v.label: step(f"{label}: {text}"),
+            n=repeat, build=build_one, bench=bench_one, keep=engine, on_step=step_one
         )
         repeats[name] = rep_report
         results[name] = _relocated(result, engine)

@@ -100,5 +100,3 @@ def dla_core_count(trt: Any) -> int:
     log = make_logger(trt, min_severity="ERROR")
     builder = trt.Builder(log.ilogger)
     return int(builder.num_DLA_cores)
-
-

@@ -540,7 +540,26 @@ def _decide_section(report: Report) -> str:
         for row in rows:
             keys += [str(k) for k in row if str(k) not in keys]
         out.append(_table(keys, ([_cell(row.get(k)) for k in keys] for row in rows), cls="decide"))
+        reasons = decide_sentences(entry.result)
+        if reasons:
+            out.append(
+                "<ul class='decide'>" + "".join(f"<li>{_e(x)}</li>" for x in reasons) + "</ul>"
+            )
     return "\n".join(out)
+
+
+def decide_sentences(r: Result) -> list[str]:
+    """The decision's summary, why each other variant lost, and the observations (decide)."""
+    d = r.extra.get("decide")
+    if not isinstance(d, Mapping):
+        return []
+    reasons = d.get("reasons")
+    items = [
+        d.get("summary"),
+        *(reasons.values() if isinstance(reasons, Mapping) else ()),
+        *(d.get("observations") or ()),
+    ]
+    return [x for x in items if isinstance(x, str) and x]
 
 
 def _cell(v: Any) -> Any:

@@ -121,7 +121,11 @@ def render_markdown(report: Report) -> str:
             if scal:
                 out += [f"### Soak: {entry.name}", "", *_table(("soak", "value"), scal), ""]
         decide = entry.result.extra.get("decide")
+        sentences: list[str] = []
         if isinstance(decide, Mapping):
+            from .html import decide_sentences
+
+            sentences = decide_sentences(entry.result)
             decide = decide.get("rows")
         if isinstance(decide, list) and decide and all(isinstance(r, Mapping) for r in decide):
             keys: list[str] = []
@@ -133,6 +137,8 @@ def render_markdown(report: Report) -> str:
                 *_table(keys, ([_md_value(r.get(k)) for k in keys] for r in decide)),
                 "",
             ]
+            if sentences:
+                out += [*(f"- {x}" for x in sentences), ""]
     warnings = [
         f"- {e.name}: [{w.code}] {w.message}" for e in report.entries for w in e.result.warnings
     ]

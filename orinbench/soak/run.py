@@ -1,11 +1,14 @@
 """The soak run: the benchmark protocol repeated in back-to-back windows for minutes.
 
-Each window is one measured window of the harness (:func:`orinbench.bench.harness.measure`,
-stop rule "duration = window_s"), with the power source and the conditions monitor started right
-before it and stopped right after it, so that every window has its own latency samples, power
-trace and clock/temperature readings. The first window follows the normal warm-up; later windows
-have no warm-up beyond the one untimed iteration the harness always runs, so the device is never
-idle between windows (the gap is that iteration plus the samplers' start and stop reads).
+After the normal warm-up, the power source and the conditions monitor are started once and sample
+continuously until the last window ends (starting a jtop or tegrastats client per window would
+leave the device idle for a fraction of a second each time, and a soak is about not idling). Each
+window is one measured window of the harness (:func:`orinbench.bench.harness.measure`, stop rule
+"duration = window_s") with no warm-up beyond the one untimed iteration the harness always runs
+first; its end is stamped on the telemetry's clock (``time.monotonic``) as the harness returns, so
+each window's power (integrated over exactly its span, as ``power.mean_w``) and its clock and
+temperature readings are cut from the continuous traces by time. The samplers stamp their traces
+from their own start, a few milliseconds apart: the alignment is that good.
 
 The result is an ordinary :class:`~orinbench.results.schema.Result` over all windows (latency
 statistics, FPS, power and energy from the merged power trace, quality warnings, the merged
@@ -19,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ from ..results.schema import ModelRef, QualityWarning, Result, RunConfig
 from ..telemetry.conditions import ConditionsMonitor, ConditionsSample, ConditionsTrace
 from ..telemetry.conditions import conditions_warnings as _conditions_warnings
 from ..telemetry.host import host_environment
-from ..telemetry.power import PowerSample, PowerSource, PowerTrace, achieved_period, summarize_power
+from ..telemetry.power import PowerSample, PowerSource, PowerTrace, summarize_power
 from ..telemetry.window import TelemetryWindow
 from .windows import STEADY_TOL_C, SoakWindow, summarize_soak, throttle_events
 
@@ -95,51 +98,40 @@ def _window_conditions(
     return median, lowest, temps
 
 
-def _merge_power(traces: Sequence[tuple[float, PowerTrace]]) -> PowerTrace | None:
-    if not traces:
-        return None
-    samples = tuple(
-        PowerSample(t_s=offset + s.t_s, total_w=s.total_w, rails=s.rails)
-        for offset, tr in traces
-        for s in tr.samples
-    )
-    first = traces[0][1]
-    last_offset, last = traces[-1]
-    counters = [tr.energy_counter_j for _, tr in traces]
+def _shift_power(trace: PowerTrace, by: float, *, duration_s: float) -> PowerTrace:
     return PowerTrace(
-        source=first.source,
-        samples=samples,
-        period_s_requested=first.period_s_requested,
-        period_s_achieved=achieved_period([s.t_s for s in samples]),
-        duration_s=last_offset + last.duration_s,
-        total_of=first.total_of,
-        notes=first.notes,
-        energy_counter_j=None if any(c is None for c in counters)
-        else float(sum(c for c in counters if c is not None)),
+        source=trace.source,
+        samples=tuple(PowerSample(s.t_s - by, s.total_w, s.rails) for s in trace.samples),
+        period_s_requested=trace.period_s_requested,
+        period_s_achieved=trace.period_s_achieved,
+        duration_s=duration_s,
+        total_of=trace.total_of,
+        notes=trace.notes,
+        energy_counter_j=trace.energy_counter_j,
     )
 
 
-def _merge_conditions(traces: Sequence[tuple[float, ConditionsTrace]]) -> ConditionsTrace | None:
-    if not traces:
-        return None
+def _shift_conditions(trace: ConditionsTrace, by: float) -> ConditionsTrace:
     samples = tuple(
         ConditionsSample(
-            t_s=offset + s.t_s, gpu_freq_mhz=s.gpu_freq_mhz, gpu_max_freq_mhz=s.gpu_max_freq_mhz,
+            t_s=s.t_s - by, gpu_freq_mhz=s.gpu_freq_mhz, gpu_max_freq_mhz=s.gpu_max_freq_mhz,
             emc_freq_mhz=s.emc_freq_mhz, temperatures_c=s.temperatures_c, oc_events=s.oc_events,
             cooling=s.cooling, throttle_reasons=s.throttle_reasons,
         )
-        for offset, tr in traces
-        for s in tr.samples
-    )
-    first = traces[0][1]
-    last_offset, last = traces[-1]
+        for s in trace.samples
+    )  # fmt: skip
     return ConditionsTrace(
-        source=first.source,
-        samples=samples,
-        period_s=first.period_s,
-        duration_s=last_offset + last.duration_s,
-        trip_points_c=first.trip_points_c,
+        trace.source, samples, trace.period_s, trace.duration_s - by, trace.trip_points_c
     )
+
+
+def _window_samples(trace: ConditionsTrace, a: float, b: float) -> ConditionsTrace:
+    """The readings inside [a, b]; the last one before b when the window holds none."""
+    inside = tuple(s for s in trace.samples if a <= s.t_s <= b)
+    if not inside:
+        before = [s for s in trace.samples if s.t_s <= b]
+        inside = (before[-1],) if before else ()
+    return ConditionsTrace(trace.source, inside, trace.period_s, b - a, trace.trip_points_c)
 
 
 def soak_runner(
@@ -153,72 +145,87 @@ def soak_runner(
     power: PowerSource | None = None,
     conditions: ConditionsMonitor | None = None,
     clock: Clock = time.perf_counter_ns,
+    monotonic: Callable[[], float] = time.monotonic,
     steady_tol_c: float = STEADY_TOL_C,
     on_window: WindowCallback | None = None,
 ) -> SoakRun:
     """Soak an entered runner for ``seconds`` in windows of ``window_s`` (see the module doc).
 
     ``seconds`` is rounded down to whole windows; less than one window is a UsageError (exit 2).
-    ``power`` and ``conditions`` are started and stopped around every window (either may be None:
-    that figure is then not measured). ``clock`` is the harness clock (tests pass a fake one).
+    ``power`` and ``conditions`` (either may be None: that figure is then not measured) sample
+    continuously from the end of the warm-up to the end of the last window; each window's power
+    and conditions are cut from those traces by time. ``clock`` is the harness clock and
+    ``monotonic`` the time base of the telemetry traces (``time.monotonic``, as the samplers
+    stamp their readings); tests pass fake ones. ``on_window`` receives each window's latency
+    figures as it ends (power and conditions are filled in when the soak ends).
     """
     n = window_count(seconds, window_s)
     if not steady_tol_c > 0:
         raise UsageError(f"--steady-tol must be > 0 °C, not {steady_tol_c:g}", fix="e.g. 1.0")
     runner.load_inputs(feed)
+    # the warm-up, alone, so that telemetry starts on a warm device right before window 0
+    warm = measure(
+        runner,
+        warmup=warmup if warmup is not None else Warmup(),
+        stop=StopRule(iterations=1),
+        transfers=transfers,
+        clock=clock,
+    )
     stop = StopRule(duration_s=window_s, max_seconds=window_s * _CAP_FACTOR)
     later = Warmup(seconds=0.0, iterations=0)
     measurements: list[Measurement] = []
+    bounds: list[tuple[float, float]] = []
+    tw = TelemetryWindow(power, conditions) if (power, conditions) != (None, None) else None
+    power_trace: PowerTrace | None = None
+    cond_trace: ConditionsTrace | None = None
+    if tw is not None:
+        tw.start()
+    origin = monotonic()
+    try:
+        for i in range(n):
+            m = measure(runner, warmup=later, stop=stop, transfers=transfers, clock=clock)
+            end = monotonic() - origin
+            measurements.append(m)
+            bounds.append((end - m.wall_s, end))
+            if on_window is not None:
+                on_window(_latency_window(i, m, bounds[0][0], bounds[-1]), n)
+    finally:
+        if tw is not None:
+            power_trace = tw.stop()
+            cond_trace = tw.conditions_trace
+    t0 = bounds[0][0]
+    span = bounds[-1][1] - t0
+    merged_power = (
+        _shift_power(power_trace, t0, duration_s=span) if power_trace is not None else None
+    )
+    merged_cond = (
+        _shift_conditions(cond_trace, t0) if cond_trace is not None and cond_trace.samples else None
+    )
     windows: list[SoakWindow] = []
-    power_traces: list[tuple[float, PowerTrace]] = []
-    cond_traces: list[tuple[float, ConditionsTrace]] = []
-    origin: int | None = None
-    for i in range(n):
-        tw = TelemetryWindow(power, conditions)
-        m = measure(
-            runner,
-            warmup=warmup if i == 0 else later,
-            stop=stop,
-            transfers=transfers,
-            clock=clock,
-            power=tw if (power is not None or conditions is not None) else None,
-        )
-        end = clock()
-        start = end - int(m.wall_s * 1e9)
-        if origin is None:
-            origin = start
-        t_s = (start - origin) / 1e9
-        measurements.append(m)
+    for i, (m, (a, b)) in enumerate(zip(measurements, bounds, strict=True)):
+        w = _latency_window(i, m, t0, (a, b))
         power_w = None
-        if isinstance(m.power_trace, PowerTrace) and m.wall_s > 0:
-            power_traces.append((t_s, m.power_trace))
+        if merged_power is not None and m.wall_s > 0:
+            part = _shift_power(merged_power, a - t0, duration_s=m.wall_s)
             power_w = float(
-                summarize_power(m.power_trace, inferences=m.iterations, window_s=m.wall_s)[
-                    "mean_w"
-                ]
+                summarize_power(part, inferences=m.iterations, window_s=m.wall_s)["mean_w"]
             )
-        if tw.conditions_trace is not None:
-            cond_traces.append((t_s, tw.conditions_trace))
-        clock_mhz, clock_min, temps = _window_conditions(tw.conditions_trace)
-        window = SoakWindow(
-            index=i,
-            t_s=t_s,
-            duration_s=m.wall_s,
-            iterations=m.iterations,
-            p50_ms=float(np.percentile(m.latency_ms, 50)),
-            p99_ms=float(np.percentile(m.latency_ms, 99)),
-            fps=m.fps,
-            power_w=power_w,
-            gpu_clock_mhz=clock_mhz,
-            gpu_clock_min_mhz=clock_min,
-            temp_c=max(temps.values()) if temps else None,
-            temps_c=temps,
+        clock_mhz = clock_min = None
+        temps: dict[str, float] = {}
+        if merged_cond is not None:
+            clock_mhz, clock_min, temps = _window_conditions(
+                _window_samples(merged_cond, a - t0, b - t0)
+            )
+        windows.append(
+            replace(
+                w,
+                power_w=power_w,
+                gpu_clock_mhz=clock_mhz,
+                gpu_clock_min_mhz=clock_min,
+                temp_c=max(temps.values()) if temps else None,
+                temps_c=temps,
+            )
         )
-        windows.append(window)
-        if on_window is not None:
-            on_window(window, n)
-
-    merged_cond = _merge_conditions(cond_traces)
     events = throttle_events(
         merged_cond.samples if merged_cond is not None else (),
         trip_points_c=merged_cond.trip_points_c if merged_cond is not None else None,
@@ -228,22 +235,34 @@ def soak_runner(
     combined = Measurement(
         latency_ms=np.concatenate([m.latency_ms for m in measurements]),
         enqueue_ms=np.concatenate([m.enqueue_ms for m in measurements]),
-        gpu_compute_ms=None if any(g is None for g in gpu)
+        gpu_compute_ms=None
+        if any(g is None for g in gpu)
         else np.concatenate([g for g in gpu if g is not None]),
-        warmup_iterations=measurements[0].warmup_iterations,
-        warmup_s=measurements[0].warmup_s,
+        warmup_iterations=warm.warmup_iterations,
+        warmup_s=warm.warmup_s,
         wall_s=float(sum(m.wall_s for m in measurements)),
         stop_reason=f"soaked {n} window(s) of {window_s:g} s",
         power_trace=None,
     )
-    span = windows[-1].t_s + windows[-1].duration_s
     return SoakRun(
         measurement=combined,
         windows=tuple(windows),
         summary=summary,
-        power_trace=_merge_power(power_traces),
+        power_trace=merged_power,
         conditions_trace=merged_cond,
         span_s=span,
+    )
+
+
+def _latency_window(i: int, m: Measurement, t0: float, ab: tuple[float, float]) -> SoakWindow:
+    return SoakWindow(
+        index=i,
+        t_s=ab[0] - t0,
+        duration_s=m.wall_s,
+        iterations=m.iterations,
+        p50_ms=float(np.percentile(m.latency_ms, 50)),
+        p99_ms=float(np.percentile(m.latency_ms, 99)),
+        fps=m.fps,
     )
 
 

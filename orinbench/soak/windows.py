@@ -93,8 +93,12 @@ class ThrottleEvent:
     count: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"t_s": round(self.t_s, 3), "kind": self.kind, "detail": self.detail,
-                "count": self.count}
+        return {
+            "t_s": round(self.t_s, 3),
+            "kind": self.kind,
+            "detail": self.detail,
+            "count": self.count,
+        }
 
 
 def drift_pct(first: float | None, last: float | None) -> float | None:
@@ -123,32 +127,48 @@ def throttle_events(
                 highest = clock
             low = clock < (1.0 - clock_rel_tol) * highest
             if low and not dropped:
-                out.append(ThrottleEvent(s.t_s, "gpu-clock-drop",
-                                         f"GPU clock fell to {clock:g} MHz (highest {highest:g})"))
+                out.append(
+                    ThrottleEvent(
+                        s.t_s,
+                        "gpu-clock-drop",
+                        f"GPU clock fell to {clock:g} MHz (highest {highest:g})",
+                    )
+                )
             dropped = low
         if prev is not None:
             a, b = prev.gpu_max_freq_mhz, s.gpu_max_freq_mhz
             if a is not None and b is not None and b < a:
-                out.append(ThrottleEvent(s.t_s, "clock-cap",
-                                         f"GPU clock cap lowered from {a:g} to {b:g} MHz"))
+                out.append(
+                    ThrottleEvent(
+                        s.t_s, "clock-cap", f"GPU clock cap lowered from {a:g} to {b:g} MHz"
+                    )
+                )
             oa, ob = prev.oc_events, s.oc_events
             if oa is not None and ob is not None and ob > oa:
-                out.append(ThrottleEvent(s.t_s, "over-current",
-                                         f"{ob - oa} over-current event(s)", count=ob - oa))
+                out.append(
+                    ThrottleEvent(
+                        s.t_s, "over-current", f"{ob - oa} over-current event(s)", count=ob - oa
+                    )
+                )
             for zone, temp in s.temperatures_c.items():
                 trip = trips.get(zone)
                 before = prev.temperatures_c.get(zone)
                 if trip is not None and temp >= trip and (before is None or before < trip):
-                    out.append(ThrottleEvent(s.t_s, "trip-point",
-                                             f"{zone} reached {temp:g} °C (trip {trip:g} °C)"))
+                    out.append(
+                        ThrottleEvent(
+                            s.t_s, "trip-point", f"{zone} reached {temp:g} °C (trip {trip:g} °C)"
+                        )
+                    )
             for name, state in s.cooling.items():
                 if state > 0 and prev.cooling.get(name, 0) == 0:
-                    out.append(ThrottleEvent(s.t_s, "cooling",
-                                             f"cooling device {name} became active"))
+                    out.append(
+                        ThrottleEvent(s.t_s, "cooling", f"cooling device {name} became active")
+                    )
             for reason in s.throttle_reasons:
                 if reason not in prev.throttle_reasons:
-                    out.append(ThrottleEvent(s.t_s, "throttle-reason",
-                                             f"GPU clock held down by {reason}"))
+                    out.append(
+                        ThrottleEvent(s.t_s, "throttle-reason", f"GPU clock held down by {reason}")
+                    )
         prev = s
     return out
 

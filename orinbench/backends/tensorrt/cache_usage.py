@@ -79,10 +79,14 @@ _REJECTED = re.compile(
     re.I,
 )
 _DLA_FALLBACK = (
-    re.compile(r"Layer '(?P<n>.+?)' \([A-Za-z_0-9 ]+\): Unsupported on DLA\. Switching this "
-               r"layer's device type to GPU"),
-    re.compile(r"Default DLA is enabled but layer (?P<n>.+?) is not (?:supported|running) on "
-               r"DLA, falling back to GPU"),
+    re.compile(
+        r"Layer '(?P<n>.+?)' \([A-Za-z_0-9 ]+\): Unsupported on DLA\. Switching this "
+        r"layer's device type to GPU"
+    ),
+    re.compile(
+        r"Default DLA is enabled but layer (?P<n>.+?) is not (?:supported|running) on "
+        r"DLA, falling back to GPU"
+    ),
     re.compile(r"Switching to GPU for layer (?P<n>.+?)\s*$"),
 )
 _DLA_LAYER = re.compile(r"\[DlaLayer\]\s*(?P<n>.+?)\s*$")
