@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import ShapeError
 from ..results.schema import TensorSpec
 
 
@@ -68,3 +69,33 @@ class Runner(Protocol):
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Convenience for accuracy checks: one untimed inference, outputs as host arrays."""
+
+
+def check_feed(
+    specs: tuple[TensorSpec, ...], feed: Mapping[str, np.ndarray], *, what: str = "model"
+) -> dict[str, np.ndarray]:
+    """Exactly the inputs of ``specs``, each of the right dtype, as contiguous arrays.
+
+    Shapes are each backend's own business (static dimensions for ONNX Runtime, optimization
+    profile ranges for TensorRT); names and dtypes are checked here, once, for all of them.
+    """
+    names = {s.name for s in specs}
+    unknown = sorted(set(feed) - names)
+    missing = sorted(names - set(feed))
+    if unknown or missing:
+        raise ShapeError(
+            f"the inputs do not match the {what}",
+            why=(f"unknown {unknown} " if unknown else "")
+            + (f"missing {missing}" if missing else ""),
+            fix=f"provide exactly the {what}'s inputs {sorted(names)}",
+        )
+    out: dict[str, np.ndarray] = {}
+    for spec in specs:
+        arr = np.ascontiguousarray(feed[spec.name])
+        if str(arr.dtype) != spec.dtype:
+            raise ShapeError(
+                f"input '{spec.name}' has dtype {arr.dtype}, the {what} expects {spec.dtype}",
+                fix="convert the data or regenerate the .npz",
+            )
+        out[spec.name] = arr
+    return out

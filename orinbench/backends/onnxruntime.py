@@ -17,7 +17,7 @@ import numpy as np
 from .. import _lazy
 from ..errors import BackendError, DependencyMissingError, ModelError, ShapeError
 from ..results.schema import TensorSpec
-from .base import DeviceTimer
+from .base import DeviceTimer, check_feed
 
 #: ONNX Runtime's tensor type strings -> numpy dtype names
 _ORT_TYPES = {
@@ -144,23 +144,9 @@ class OnnxRuntimeRunner:
 
     def load_inputs(self, feed: Mapping[str, np.ndarray]) -> None:
         self._require_open()
-        names = {t.name for t in self._inputs}
-        unknown = sorted(set(feed) - names)
-        missing = sorted(names - set(feed))
-        if unknown or missing:
-            raise ShapeError(
-                "the inputs do not match the model",
-                why=(f"unknown {unknown} " if unknown else "")
-                + (f"missing {missing}" if missing else ""),
-                fix=f"provide exactly the model's inputs {sorted(names)}",
-            )
+        arrays = check_feed(self._inputs, feed)
         for spec in self._inputs:
-            arr = np.ascontiguousarray(feed[spec.name])
-            if str(arr.dtype) != spec.dtype:
-                raise ShapeError(
-                    f"input '{spec.name}' has dtype {arr.dtype}, the model expects {spec.dtype}",
-                    fix="convert the data or regenerate the .npz",
-                )
+            arr = arrays[spec.name]
             if len(arr.shape) != len(spec.shape) or any(
                 isinstance(d, int) and d >= 0 and d != s
                 for d, s in zip(spec.shape, arr.shape, strict=True)

@@ -63,7 +63,11 @@ def add_measure_args(p: argparse.ArgumentParser, *, duration: float = 10.0) -> N
     )
     g.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default 0)")
     p.set_defaults(_default_duration=duration)
+    add_telemetry_args(p)
 
+
+def add_telemetry_args(p: argparse.ArgumentParser, *, idle: bool = True) -> None:
+    """--power and friends; ``idle=False`` leaves out --idle-seconds (defaults it to 0)."""
     t = p.add_argument_group("telemetry")
     t.add_argument(
         "--power",
@@ -78,13 +82,16 @@ def add_measure_args(p: argparse.ArgumentParser, *, duration: float = 10.0) -> N
         metavar="SECONDS",
         help="power sampling period (default: the source's own, e.g. sysfs 0.05, jtop 0.1)",
     )
-    t.add_argument(
-        "--idle-seconds",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="measure idle power for this long before the run (default 0: skip)",
-    )
+    if idle:
+        t.add_argument(
+            "--idle-seconds",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="measure idle power for this long before the run (default 0: skip)",
+        )
+    else:
+        p.set_defaults(idle_seconds=0.0)
     t.add_argument(
         "--require-tuned",
         action="store_true",
@@ -96,6 +103,33 @@ def add_measure_args(p: argparse.ArgumentParser, *, duration: float = 10.0) -> N
         metavar="NAME|ID",
         help="with --require-tuned: the nvpmodel mode the device must be in",
     )
+
+
+def add_ort_args(p: argparse.ArgumentParser, *, per: str = "") -> None:
+    ort = p.add_argument_group("onnxruntime")
+    ort.add_argument(
+        "--ort-providers",
+        default=None,
+        metavar="P1,P2",
+        help="execution providers (default CPUExecutionProvider)",
+    )
+    ort.add_argument(
+        "--ort-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"intra-op threads{per} (default: ONNX Runtime's choice)",
+    )
+
+
+def ort_options(args: argparse.Namespace) -> dict[str, Any]:
+    """OnnxRuntimeRunner keyword arguments from --ort-providers / --ort-threads."""
+    opts: dict[str, Any] = {}
+    if args.ort_providers:
+        opts["providers"] = [s.strip() for s in args.ort_providers.split(",") if s.strip()]
+    if args.ort_threads:
+        opts["intra_op_threads"] = args.ort_threads
+    return opts
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:

@@ -11,8 +11,10 @@ from ..errors import UsageError
 from ._common import (
     Telemetry,
     add_measure_args,
+    add_ort_args,
     add_output_args,
     finish_result,
+    ort_options,
     parse_shapes,
     protocol_from_args,
 )
@@ -56,20 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="precision to build with (tensorrt backend on .onnx, default fp32); for an engine it "
         "is read from the sidecar and, when given, must match it",
     )
-    ort = p.add_argument_group("onnxruntime")
-    ort.add_argument(
-        "--ort-providers",
-        default=None,
-        metavar="P1,P2",
-        help="execution providers (default CPUExecutionProvider)",
-    )
-    ort.add_argument(
-        "--ort-threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="intra-op threads (default: ONNX Runtime's choice)",
-    )
+    add_ort_args(p)
     trt = p.add_argument_group("tensorrt")
     trt.add_argument(
         "--no-transfers",
@@ -158,11 +147,7 @@ def run(args: argparse.Namespace) -> int:
     warmup, stop = protocol_from_args(args)
     shapes = parse_shapes(args.shape)
     tel = Telemetry(args)
-    opts: dict[str, object] = {}
-    if args.ort_providers:
-        opts["providers"] = [s.strip() for s in args.ort_providers.split(",") if s.strip()]
-    if args.ort_threads:
-        opts["intra_op_threads"] = args.ort_threads
+    opts = ort_options(args)
     progress = Progress("bench", enabled=not (args.quiet or args.json))
     try:
         result = bench_model(

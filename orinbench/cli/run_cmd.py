@@ -23,8 +23,10 @@ from ..results.schema import Result
 from ._common import (
     Telemetry,
     add_measure_args,
+    add_ort_args,
     add_output_args,
     finish_result,
+    ort_options,
     parse_shapes,
     protocol_from_args,
 )
@@ -87,20 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only check the recipe (models, wiring, shapes) and print its stages; exit 0 if good",
     )
-    ort = p.add_argument_group("onnxruntime")
-    ort.add_argument(
-        "--ort-providers",
-        default=None,
-        metavar="P1,P2",
-        help="execution providers (default CPUExecutionProvider)",
-    )
-    ort.add_argument(
-        "--ort-threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="intra-op threads per stage (default: ONNX Runtime's choice)",
-    )
+    add_ort_args(p, per=" per stage")
     g = p.add_argument_group("gate")
     g.add_argument(
         "--no-gate",
@@ -139,11 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(format_graph(recipe, graph))
         return 0
-    opts: dict[str, Any] = {}
-    if args.ort_providers:
-        opts["providers"] = [s.strip() for s in args.ort_providers.split(",") if s.strip()]
-    if args.ort_threads:
-        opts["intra_op_threads"] = args.ort_threads
+    opts = ort_options(args)
     if opts and args.backend == "tensorrt":
         raise UsageError(
             "--ort-providers and --ort-threads apply to ONNX Runtime, not --backend tensorrt",

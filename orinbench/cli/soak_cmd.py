@@ -10,7 +10,13 @@ from typing import Any
 from ..bench.harness import Warmup
 from ..bench.run import BACKENDS
 from ..errors import UsageError
-from ._common import POWER_CHOICES, Telemetry, add_output_args, finish_result, parse_shapes
+from ._common import (
+    Telemetry,
+    add_output_args,
+    add_telemetry_args,
+    finish_result,
+    parse_shapes,
+)
 from .bench import ENGINE_SUFFIXES
 
 
@@ -65,24 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="warm-up before the first window (default 1.0)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default 0)")
-    t = p.add_argument_group("telemetry")
-    t.add_argument("--power", choices=POWER_CHOICES, default="auto", help="power source")
-    t.add_argument(
-        "--power-period", type=float, default=None, metavar="SECONDS", help="power sample period"
-    )
-    t.add_argument(
-        "--require-tuned",
-        action="store_true",
-        help="refuse to run (exit 4) unless clocks are locked (jetson_clocks)",
-    )
-    t.add_argument(
-        "--expect-power-mode",
-        default=None,
-        metavar="NAME|ID",
-        help="with --require-tuned: the nvpmodel mode the device must be in",
-    )
+    add_telemetry_args(p, idle=False)
     add_output_args(p)
-    p.set_defaults(handler=run, idle_seconds=0.0)
+    p.set_defaults(handler=run)
 
 
 def _backend(args: argparse.Namespace) -> str:
