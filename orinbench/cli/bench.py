@@ -124,16 +124,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _backend(args: argparse.Namespace) -> str:
-    if args.backend != "auto":
-        return str(args.backend)
-    return "tensorrt" if args.model.suffix.lower() in ENGINE_SUFFIXES else "onnxruntime"
+def choose_backend(model: Path, requested: str) -> str:
+    """``auto``: TensorRT for engine files, ONNX Runtime for ONNX models."""
+    if requested != "auto":
+        return requested
+    return "tensorrt" if model.suffix.lower() in ENGINE_SUFFIXES else "onnxruntime"
 
 
 def run(args: argparse.Namespace) -> int:
     # a wrong path is the commonest mistake: say so before probing power sources or TensorRT
     require_file(args.model, what="model file")
-    backend = _backend(args)
+    backend = choose_backend(args.model, args.backend)
     if backend == "tensorrt":
         from ._bench_trt import run_tensorrt
 

@@ -17,7 +17,7 @@ from ._common import (
     finish_result,
     parse_shapes,
 )
-from .bench import ENGINE_SUFFIXES
+from .bench import choose_backend
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,12 +76,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _backend(args: argparse.Namespace) -> str:
-    if args.backend != "auto":
-        return str(args.backend)
-    return "tensorrt" if args.model.suffix.lower() in ENGINE_SUFFIXES else "onnxruntime"
-
-
 def _fmt(v: Any, spec: str, unit: str = "") -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return f"{v:{spec}}{unit}"
@@ -128,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     window_count(seconds, args.window_s)  # a soak shorter than one window: exit 2 before probing
     if args.warmup < 0:
         raise UsageError("--warmup must be >= 0 seconds", fix="pass e.g. --warmup 1")
-    backend = _backend(args)
+    backend = choose_backend(args.model, args.backend)
     shapes = parse_shapes(args.shape)
     tel = Telemetry(args)
     quiet = args.quiet or args.json

@@ -38,6 +38,7 @@ from typing import Any
 from ... import _lazy
 from ...errors import PowerSourceError
 from ..power import PowerSample, PowerSource, PowerTrace, achieved_period
+from ._process import stop_process
 
 #: where jtop.service listens (jtop.service.JTOP_PIPE in jetson-stats)
 DEFAULT_JTOP_SOCKET = "/run/jtop.sock"
@@ -111,8 +112,12 @@ def probe_jtop(
     try:
         proc = subprocess.run(
             _worker_cmd(period_s, socket_path, probe=True),
-            capture_output=True, text=True, timeout=timeout_s, env=_worker_env(),
-            stdin=subprocess.DEVNULL, check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_worker_env(),
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         return False, f"jtop.service did not answer within {timeout_s:g} s"
@@ -123,25 +128,13 @@ def probe_jtop(
             continue
         if "hello" in msg:
             hello = msg["hello"]
-            return True, (f"jetson-stats {hello.get('version')}, service interval "
-                          f"{hello.get('interval')} s")
+            return True, (
+                f"jetson-stats {hello.get('version')}, service interval {hello.get('interval')} s"
+            )
         if "error" in msg:
             return False, str(msg["error"])
     tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
     return False, f"jtop client failed: {tail[0]}"
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(OSError):
-        proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(OSError):
-            proc.kill()
-        proc.wait(timeout=5)
 
 
 class JtopPowerSource(PowerSource):
@@ -187,8 +180,13 @@ class JtopPowerSource(PowerSource):
                 continue
             with self._cond:
                 if "t" in msg:
-                    self._raw.append((float(msg["t"]), float(msg["total_w"]),
-                                      {str(k): float(v) for k, v in msg["rails_w"].items()}))
+                    self._raw.append(
+                        (
+                            float(msg["t"]),
+                            float(msg["total_w"]),
+                            {str(k): float(v) for k, v in msg["rails_w"].items()},
+                        )
+                    )
                     if msg.get("total_name"):
                         self._total_name = str(msg["total_name"])
                 elif "hello" in msg:
@@ -216,24 +214,31 @@ class JtopPowerSource(PowerSource):
     # -- PowerSource ---------------------------------------------------------------------------
     def start(self) -> None:
         if self._proc is not None:
-            raise PowerSourceError("jtop power source is already started",
-                                   fix="call stop() before starting it again")
+            raise PowerSourceError(
+                "jtop power source is already started", fix="call stop() before starting it again"
+            )
         self._raw, self._hello, self._error, self._eof = [], None, None, False
         self._stderr.clear()
         try:
             proc = subprocess.Popen(
                 _worker_cmd(self.period_s, self.socket_path, probe=False),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, bufsize=1, env=_worker_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+                env=_worker_env(),
             )
         except OSError as exc:
-            raise PowerSourceError("cannot start the jtop client process", why=str(exc),
-                                   fix="choose --power sysfs") from exc
+            raise PowerSourceError(
+                "cannot start the jtop client process", why=str(exc), fix="choose --power sysfs"
+            ) from exc
         self._proc = proc
-        self._finalizer = weakref.finalize(self, _kill, proc)
+        self._finalizer = weakref.finalize(self, stop_process, proc)
         for target in (self._read_stdout, self._read_stderr):
-            threading.Thread(target=target, args=(proc,), daemon=True,
-                             name=f"orinbench-jtop-{target.__name__}").start()
+            threading.Thread(
+                target=target, args=(proc,), daemon=True, name=f"orinbench-jtop-{target.__name__}"
+            ).start()
         deadline = time.monotonic() + self.connect_timeout_s
         with self._cond:
             # ready = connected and one sample received, so the window opens on live data
@@ -244,11 +249,15 @@ class JtopPowerSource(PowerSource):
                 self._cond.wait(left)
             ready = bool(self._raw) and not self._error
         if not ready:
-            why = self._why_failed() if (self._error or self._eof) else (
-                f"no sample within {self.connect_timeout_s:g} s")
+            why = (
+                self._why_failed()
+                if (self._error or self._eof)
+                else (f"no sample within {self.connect_timeout_s:g} s")
+            )
             self._shutdown()
             raise PowerSourceError(
-                "jtop power source is unavailable", why=why,
+                "jtop power source is unavailable",
+                why=why,
                 fix="start the service (sudo systemctl restart jtop.service) or choose "
                 "--power sysfs",
             )
@@ -267,7 +276,7 @@ class JtopPowerSource(PowerSource):
         try:
             proc.wait(timeout=max(5.0, 4 * self.period_s))
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            stop_process(proc)
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
@@ -294,8 +303,8 @@ class JtopPowerSource(PowerSource):
             last = (raw[-1][0] - self._t0) if raw else 0.0
             raise PowerSourceError(
                 f"jtop stopped sampling {max(last, 0.0):.2f} s into the window",
-                why=why, fix="check jtop.service (journalctl -u jtop.service), or choose "
-                "--power sysfs",
+                why=why,
+                fix="check jtop.service (journalctl -u jtop.service), or choose --power sysfs",
             )
         return self._trace(raw, t_stop)
 
@@ -311,12 +320,15 @@ class JtopPowerSource(PowerSource):
             notes.append(f"jetson-stats {self.version}")
         si = self.server_interval_s
         if si is not None and abs(float(si) - self.period_s) > 1e-3 * self.period_s:
-            notes.append(f"jtop.service samples every {si} s (set by the first client); "
-                         f"{self.period_s:g} s was requested")
+            notes.append(
+                f"jtop.service samples every {si} s (set by the first client); "
+                f"{self.period_s:g} s was requested"
+            )
         notes.append("raw jtop 'power' readings integrated (jtop's 'avg' is not a time average)")
         if self._total_name:
-            total_of = (f"{self._total_name} rail via jtop "
-                        "(module input; carrier board not included)")
+            total_of = (
+                f"{self._total_name} rail via jtop (module input; carrier board not included)"
+            )
         else:
             total_of = "jtop total: sum of the rails (module; carrier board not included)"
         return PowerTrace(

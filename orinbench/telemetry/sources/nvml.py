@@ -25,14 +25,14 @@ def _nvml() -> Any:
     except DependencyMissingError as exc:
         raise PowerSourceError(
             "NVML power source is unavailable",
-            why="nvidia-ml-py is not installed", fix="pip install 'orinbench[nvml]'",
+            why="nvidia-ml-py is not installed",
+            fix="pip install 'orinbench[nvml]'",
         ) from exc
 
 
 def nvml_error(exc: BaseException) -> PowerSourceError:
     """A one-line PowerSourceError for an NVML failure (no GPU, no driver, no permission)."""
-    return PowerSourceError("NVML power source is unavailable",
-                            why=f"NVML: {exc}", fix=_FIX)
+    return PowerSourceError("NVML power source is unavailable", why=f"NVML: {exc}", fix=_FIX)
 
 
 def _field_value(nv: Any, value: Any) -> float:
@@ -58,8 +58,9 @@ class NvmlPowerSource(PollingPowerSource):
     def __init__(self, *, period_s: float = 0.02, index: int = 0, reading: str = "auto") -> None:
         super().__init__(period_s=period_s)
         if reading not in READINGS:
-            raise PowerSourceError(f"unknown NVML reading '{reading}'",
-                                   fix=f"choose one of {', '.join(READINGS)}")
+            raise PowerSourceError(
+                f"unknown NVML reading '{reading}'", fix=f"choose one of {', '.join(READINGS)}"
+            )
         self.index = index
         self.requested_reading = reading
         self._nv = _nvml()
@@ -92,7 +93,8 @@ class NvmlPowerSource(PollingPowerSource):
             if self.index >= count:
                 raise PowerSourceError(
                     "NVML power source is unavailable",
-                    why=f"GPU index {self.index} requested but NVML sees {count} GPU(s)", fix=_FIX,
+                    why=f"GPU index {self.index} requested but NVML sees {count} GPU(s)",
+                    fix=_FIX,
                 )
             self._handle = nv.nvmlDeviceGetHandleByIndex(self.index)
         except nv.NVMLError as exc:
@@ -161,5 +163,7 @@ class NvmlPowerSource(PollingPowerSource):
         return ("nvmlDeviceGetPowerUsage (a 1 s average on many recent GPUs)",)
 
     def describe(self) -> str:
-        return f"NVML GPU {self.index} ({self.gpu_name}), {self.reading} power every " \
+        return (
+            f"NVML GPU {self.index} ({self.gpu_name}), {self.reading} power every "
             f"{self.period_s:g} s"
+        )

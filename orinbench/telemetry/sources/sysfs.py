@@ -78,8 +78,9 @@ def find_ina3221_rails(root: str | os.PathLike[str] = "/") -> dict[str, Rail]:
             volt, curr = hw / f"in{ch}_input", hw / f"curr{ch}_input"
             if not (volt.is_file() and curr.is_file()):
                 continue
-            alarms = tuple(p for p in (hw / f"curr{ch}_crit_alarm", hw / f"curr{ch}_max_alarm")
-                           if p.is_file())
+            alarms = tuple(
+                p for p in (hw / f"curr{ch}_crit_alarm", hw / f"curr{ch}_max_alarm") if p.is_file()
+            )
             name = label if label not in rails else f"{label}@{hw.name}"
             rails[name] = Rail(name=name, volt_path=volt, curr_path=curr, alarm_paths=alarms)
     return rails
@@ -124,5 +125,7 @@ class SysfsPowerSource(PollingPowerSource):
         return total, rails
 
     def describe(self) -> str:
-        return f"INA3221 rails {', '.join(self.rails)} every {self.period_s:g} s; total = " \
+        return (
+            f"INA3221 rails {', '.join(self.rails)} every {self.period_s:g} s; total = "
             f"{self.total_of}"
+        )

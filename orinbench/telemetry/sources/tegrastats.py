@@ -9,7 +9,6 @@ Each line is stamped when it is read.
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 from ...errors import PowerSourceError
 from .._fs import under
 from ..power import PowerSample, PowerSource, PowerTrace, achieved_period, total_from_rails
+from ._process import stop_process
 
 # A name, the current and average values, in mW or (JetPack 4) bare; the look-ahead refuses
 # memory figures such as "RAM 2389/30536MB" whose second number runs into a unit.
@@ -48,14 +48,8 @@ class TegrastatsReading:
 
 def parse_tegrastats(line: str) -> TegrastatsReading:
     """Parse one tegrastats output line."""
-    rails = {
-        name: int(cur)
-        for name, cur, _avg in _POWER_RE.findall(line)
-        if name.upper() != "NC"
-    }
-    temps = {
-        name: float(val) for name, val in _TEMP_RE.findall(line) if float(val) > _OFFLINE_C
-    }
+    rails = {name: int(cur) for name, cur, _avg in _POWER_RE.findall(line) if name.upper() != "NC"}
+    temps = {name: float(val) for name, val in _TEMP_RE.findall(line) if float(val) > _OFFLINE_C}
     gpu_load = gpu_freq = emc_load = emc_freq = None
     m = _GR3D_RE.search(line)
     if m:
@@ -67,8 +61,14 @@ def parse_tegrastats(line: str) -> TegrastatsReading:
     if m:
         emc_load = int(m.group(1))
         emc_freq = int(m.group(2)) if m.group(2) else None
-    return TegrastatsReading(rails_mw=rails, temperatures_c=temps, gpu_load_pct=gpu_load,
-                             gpu_freq_mhz=gpu_freq, emc_load_pct=emc_load, emc_freq_mhz=emc_freq)
+    return TegrastatsReading(
+        rails_mw=rails,
+        temperatures_c=temps,
+        gpu_load_pct=gpu_load,
+        gpu_freq_mhz=gpu_freq,
+        emc_load_pct=emc_load,
+        emc_freq_mhz=emc_freq,
+    )
 
 
 def find_tegrastats(root: str | os.PathLike[str] = "/") -> str | None:
@@ -82,19 +82,6 @@ def find_tegrastats(root: str | os.PathLike[str] = "/") -> str | None:
         if p.is_file() and os.access(p, os.X_OK):
             return str(p)
     return None
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(OSError):
-        proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(OSError):
-            proc.kill()
-        proc.wait(timeout=5)
 
 
 class TegrastatsPowerSource(PowerSource):
@@ -164,24 +151,34 @@ class TegrastatsPowerSource(PowerSource):
 
     def start(self) -> None:
         if self._proc is not None:
-            raise PowerSourceError("tegrastats power source is already started",
-                                   fix="call stop() before starting it again")
+            raise PowerSourceError(
+                "tegrastats power source is already started",
+                fix="call stop() before starting it again",
+            )
         self._raw, self._bad_lines, self._eof = [], 0, False
         self._stderr.clear()
         try:
             proc = subprocess.Popen(
                 [self.binary, "--interval", str(self.interval_ms)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, bufsize=1,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
             )
         except OSError as exc:
-            raise PowerSourceError(f"cannot run {self.binary}", why=str(exc),
-                                   fix="choose --power sysfs") from exc
+            raise PowerSourceError(
+                f"cannot run {self.binary}", why=str(exc), fix="choose --power sysfs"
+            ) from exc
         self._proc = proc
-        self._finalizer = weakref.finalize(self, _kill, proc)
+        self._finalizer = weakref.finalize(self, stop_process, proc)
         for target in (self._read_stdout, self._read_stderr):
-            threading.Thread(target=target, args=(proc,), daemon=True,
-                             name=f"orinbench-tegrastats-{target.__name__}").start()
+            threading.Thread(
+                target=target,
+                args=(proc,),
+                daemon=True,
+                name=f"orinbench-tegrastats-{target.__name__}",
+            ).start()
         deadline = time.monotonic() + max(self.first_line_timeout_s, 3 * self.period_s)
         with self._cond:
             while not (self._raw or self._eof or self._bad_lines >= 3):
@@ -191,25 +188,32 @@ class TegrastatsPowerSource(PowerSource):
                 self._cond.wait(left)
             ready = bool(self._raw)
         if not ready:
-            why = self._why() if (self._eof or self._bad_lines) else "no output within " \
-                f"{self.first_line_timeout_s:g} s"
+            why = (
+                self._why()
+                if (self._eof or self._bad_lines)
+                else f"no output within {self.first_line_timeout_s:g} s"
+            )
             self._shutdown()
-            raise PowerSourceError("tegrastats power source is unavailable", why=why,
-                                   fix="choose --power sysfs, jtop or none")
+            raise PowerSourceError(
+                "tegrastats power source is unavailable",
+                why=why,
+                fix="choose --power sysfs, jtop or none",
+            )
         self._t0 = time.monotonic()
 
     def _shutdown(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            _kill(proc)
+            stop_process(proc)
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
 
     def stop(self) -> PowerTrace:
         if self._proc is None:
-            raise PowerSourceError("tegrastats power source was not started",
-                                   fix="call start() first")
+            raise PowerSourceError(
+                "tegrastats power source was not started", fix="call start() first"
+            )
         t_stop = time.monotonic()
         with self._cond:
             failed = self._eof
@@ -226,7 +230,8 @@ class TegrastatsPowerSource(PowerSource):
         if failed:
             last = (raw[-1][0] - self._t0) if raw else 0.0
             raise PowerSourceError(
-                f"tegrastats stopped {max(last, 0.0):.2f} s into the window", why=why,
+                f"tegrastats stopped {max(last, 0.0):.2f} s into the window",
+                why=why,
                 fix="choose --power sysfs or jtop",
             )
         t0 = self._t0

@@ -77,8 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit({"error": f"jtop.service did not answer: {msg}"})
         return EXIT_ERROR
     try:
-        _emit({"hello": {"interval": float(jetson.interval),
-                         "version": str(getattr(jtop_pkg, "__version__", "unknown"))}})
+        _emit(
+            {
+                "hello": {
+                    "interval": float(jetson.interval),
+                    "version": str(getattr(jtop_pkg, "__version__", "unknown")),
+                }
+            }
+        )
         if probe:
             return 0
         last_key: Any = None
@@ -87,8 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if stop.is_set():
                 break
             if not alive:
-                _emit({"error": f"jtop stopped sampling: no data from jtop.service for "
-                                f"{3 * interval:g} s"})
+                _emit(
+                    {
+                        "error": f"jtop stopped sampling: no data from jtop.service for "
+                        f"{3 * interval:g} s"
+                    }
+                )
                 return EXIT_ERROR
             t = time.monotonic()
             stats = getattr(jetson, "_stats", {}) or {}
