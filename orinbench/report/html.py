@@ -86,6 +86,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], *, cls: str = "
                 out.append(f'<td class="{_e(css)}">{content}</td>')
             elif isinstance(cell, (int, float)) and not isinstance(cell, bool):
                 out.append(f'<td class="num">{_e(_num(cell))}</td>')
+            elif cell is None:
+                out.append('<td class="num">–</td>')  # not measured (e.g. no power source)
             else:
                 out.append(f"<td>{_e(cell)}</td>")
         out.append("</tr>")
