@@ -125,6 +125,9 @@ def test_int8_from_a_calibration_cache(trt_env: TrtEnv, tmp_path: Path) -> None:
     assert trt_env.testing.calls["calibration_from_cache"] == 1
     assert sc["layers"]["precision"]["INT8"] == 1  # the conv; relu and pooling stay FP32
     assert sc["precision_path"] == "builder-flags"
+    # checked against the network and the engine: every tensor has its scale
+    usage = sc["calibration"]["cache_usage"]
+    assert (usage["verdict"], usage["matched"], usage["expected"]) == ("applied", 4, 4)
 
 
 @pytest.mark.parametrize("trt_env", FLAG_VERSIONS, indirect=True)

@@ -165,28 +165,29 @@ def test_tensorrt_11_has_no_calibration_profile(trt_env: TrtEnv) -> None:
 # -- calibrator warnings reach on_warning ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("trt_env", "warned"), [("10.3", True), ("8.6", False)],
-                         indirect=["trt_env"])  # fmt: skip
-def test_a_calibration_cache_from_another_tensorrt_is_reported_by_the_build(
-    trt_env: TrtEnv, tmp_path: Path, warned: bool
+@pytest.mark.parametrize("trt_env", ["10.3", "8.6"], indirect=True)
+def test_a_calibration_cache_from_another_tensorrt_is_refused_before_the_build(
+    trt_env: TrtEnv, tmp_path: Path
 ) -> None:
     onnx_path = models.conv_model(tmp_path / "conv.onnx")
     cache = models.calib_cache(tmp_path / "calib.cache", version_code="8601")  # 8.6.1's
+    engine = tmp_path / "i8.engine"
     seen: list[str] = []
-    report = build_engine(
-        onnx_path,
-        tmp_path / "i8.engine",
-        BuildOptions(precision="int8", calib_cache=cache),
-        on_warning=seen.append,
-    )
-    found = [w for w in seen if "comes from TensorRT 8.6.1" in w]
-    if warned:
-        assert len(found) == 1
-        assert str(cache) in found[0] and f"this is TensorRT {trt_env.trt.__version__}" in found[0]
-    else:
-        assert found == []
-    assert report.warnings == tuple(seen)  # also in the report (and counted in the sidecar)
-    assert report.sidecar["warnings"] == len(seen)
+    opts = BuildOptions(precision="int8", calib_cache=cache)
+    if trt_env.version == "8.6":
+        report = build_engine(onnx_path, engine, opts, on_warning=seen.append)
+        assert seen == [] and report.sidecar["warnings"] == 0
+        assert report.sidecar["calibration"]["cache_usage"]["verdict"] == "applied"
+        return
+    # TensorRT 10.3 would skip it: refused at once, naming both releases, nothing built
+    with pytest.raises(CalibrationError) as exc:
+        build_engine(onnx_path, engine, opts, on_warning=seen.append)
+    msg = str(exc.value)
+    assert str(cache) in msg and "4 of 4 network tensors matched" in msg
+    assert f"TensorRT 8.6.1 and this is TensorRT {trt_env.trt.__version__}" in msg
+    assert exc.value.exit_code == 2 and "\n" not in msg
+    assert trt_env.testing.calls["build_serialized_network"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calib.cache", "conv.onnx"]
 
 
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
@@ -205,6 +206,7 @@ def test_the_warnings_of_a_given_calibrator_reach_on_warning(
         cuda=trt_env.cuda,
     )
     seen: list[str] = []
+    trt_env.cuda.open(0)  # a given calibrator copies batches in the caller's CUDA context
     try:
         report = build_engine(
             onnx_path,
@@ -216,10 +218,15 @@ def test_the_warnings_of_a_given_calibrator_reach_on_warning(
         )
     finally:
         cal.close()
+        trt_env.cuda.close()
     (w,) = [w for w in seen if "8.5.2" in w]
     assert "comes from TensorRT 8.5.2, this is TensorRT 10.3.0" in w
     assert w in report.warnings
-    assert trt_env.testing.calls["calibration_from_cache"] == 1  # TensorRT used the old cache
+    # TensorRT skipped the old cache, calibrated from the data and wrote a cache of its own
+    assert trt_env.testing.calls["calibration_cache_skipped"] == 1
+    assert trt_env.testing.calls["calibration_from_cache"] == 0
+    assert trt_env.testing.calls["calibration_batches"] == 2
+    assert old.read_text().startswith("TRT-100300-EntropyCalibration2\n")
 
 
 def _samples(folder: Path, rng: np.random.Generator) -> Path:
@@ -248,7 +255,7 @@ def test_calibration_reports_progress_per_batch(trt_env: TrtEnv, tmp_path: Path)
 def test_calibrate_cli_shows_progress_lines(trt_env: TrtEnv, tmp_path: Path, run_cli) -> None:
     onnx_path = models.conv_model(tmp_path / "m.onnx", dynamic_batch=True)
     data = models.calib_folder(tmp_path / "data", samples=4)
-    code, out, err = run_cli(
+    code, _, err = run_cli(
         "calibrate", str(onnx_path), "--data", str(data), "--out", str(tmp_path / "m.cache")
     )
     assert code == 0, err

@@ -10,11 +10,14 @@ Each queued operation advances its stream's simulated clock by a known duration 
 over ``bandwidth_gbps``, inferences by the engine's ``inference_ms``), and CUDA events read that
 clock, so GPU times in tests are exact. Stream capture records operations into a graph that a
 launch replays; synchronising a capturing stream is an error, as in CUDA.
+With ``realtime`` set, running queued work also takes its simulated duration in wall-clock time
+(a sleep), so that host latencies follow the engines' inference times (repeat-build tests).
 """
 
 from __future__ import annotations
 
 import ctypes
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -111,6 +114,8 @@ class FakeCuda:
         self.pageable_copies = 0
         #: make any work queued while a stream captures fail (an engine that cannot be captured)
         self.capture_unsupported = False
+        #: sleep for each operation's simulated duration when it runs (see the module docstring)
+        self.realtime = False
         self._next_handle = 0x1000
 
     # -- context -------------------------------------------------------------------------------
@@ -172,6 +177,8 @@ class FakeCuda:
         while s.queue:
             op = s.queue.pop(0)
             s.clock_ms += op.duration_ms
+            if self.realtime and op.duration_ms > 0:
+                time.sleep(op.duration_ms / 1000.0)
             if op.fn is not None:
                 op.fn()
             if op.event is not None:

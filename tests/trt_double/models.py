@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,10 +85,22 @@ def calib_folder(path: Path, *, samples: int = 4, shape: tuple[int, ...] = (1, 3
     return path
 
 
+def _version_code(version: str) -> str:
+    major, minor, patch = (int(x) for x in version.split(".")[:3])
+    return str(major * (10000 if major >= 10 else 1000) + minor * 100 + patch)
+
+
 def calib_cache(
-    path: Path, *, version_code: str = "8601", algo: str = "EntropyCalibration2"
+    path: Path, *, version_code: str | None = None, algo: str = "EntropyCalibration2"
 ) -> Path:
-    """A TensorRT calibration cache in TensorRT's text format, for the conv model."""
+    """A TensorRT calibration cache in TensorRT's text format, for the conv model.
+
+    ``version_code`` defaults to that of the TensorRT double imported now (a cache TensorRT
+    applies), else 8.6.1's ``8601``.
+    """
+    if version_code is None:
+        trt = sys.modules.get("tensorrt")
+        version_code = _version_code(str(trt.__version__)) if trt is not None else "8601"
     lines = [f"TRT-{version_code}-{algo}"] + [f"{t}: 3c010a14" for t in ("x", "c", "r", "y")]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -12,6 +12,16 @@ Precision takes one of two paths, chosen from the TensorRT version and recorded 
   ops kept in FP32, ``orinbench.precision.fp16``); ``int8`` needs a Q/DQ model: the model itself
   when it has Q/DQ nodes, else one made from ``--calib-data`` (``orinbench.precision.qdq``).
 
+INT8 from ``--calib-cache`` is checked twice (``cache_usage``): before the build, the cache against
+the network's tensors and the TensorRT release (a cache of another network or release fails at
+once, before the long build); after it, against the engine's layers (inspector) and the build log
+("Missing scale and zero-point for tensor ..."). A cache TensorRT ignored or only partly applied is
+a :class:`~orinbench.errors.CalibrationError` (exit 2) naming how many tensors matched, and no
+engine or sidecar is written; the verdict of an applied cache is recorded in the sidecar
+(``calibration.cache_usage``). These checks ran against the TensorRT test double
+(``tests/trt_double``), which models TensorRT 8.5/8.6/10.x's handling of caches; no real TensorRT
+was available where they were written.
+
 Nothing is written unless the build succeeds; then the engine, the timing cache and the sidecar
 are each written atomically, and the TensorRT log (also for a failed build) beside the engine.
 """
@@ -352,6 +362,8 @@ class _Plan:
     #: input shapes of the data calibrator's batches when the model has dynamic inputs: the
     #: calibration profile (TensorRT otherwise calibrates at profile 0's opt shapes)
     calib_shapes: dict[str, tuple[int, ...]] | None = None
+    #: the float activations TensorRT calibrates (set when a --calib-cache is checked)
+    network_tensors: tuple[str, ...] = ()
 
 
 def _decide_path(feats: compat.Features, options: BuildOptions) -> str:
@@ -397,6 +409,57 @@ def _no_calibration_error(precision: str) -> UsageError:
         fix="pass --calib-data DIR (calibration samples) or --calib-cache FILE, or use a Q/DQ "
         "model from 'orinbench quantize'",
     )
+
+
+def _precheck_cache(
+    trt: Any, cache_path: Path, model: onnx.ModelProto, src: Path
+) -> tuple[str, ...]:
+    """The static cache check (names, scales, release) before anything is built; returns the
+    network's tensors for the check after the build."""
+    from ...calib.cache import network_activation_tensors, read_cache
+    from .cache_usage import check_cache_usage, require_cache_applied
+
+    tensors = tuple(network_activation_tensors(model))
+    usage = check_cache_usage(
+        read_cache(cache_path), network_tensors=tensors, trt_version=str(trt.__version__)
+    )
+    require_cache_applied(usage, cache_path=cache_path, model_path=src)
+    return tensors
+
+
+def _check_applied(
+    trt: Any,
+    plan: _Plan,
+    built: Any,
+    *,
+    model: onnx.ModelProto,
+    log_text: str,
+    cache_path: Path | None,
+    src: Path,
+) -> dict[str, Any]:
+    """After the build: did TensorRT apply the cache? Raises CalibrationError when not; returns
+    the verdict for the sidecar."""
+    from ...calib.cache import network_activation_tensors, parse_cache
+    from .cache_usage import check_cache_usage, inspector_layers, require_cache_applied
+
+    assert plan.cache_bytes is not None
+    tensors = plan.network_tensors or tuple(network_activation_tensors(model))
+    usage = check_cache_usage(
+        parse_cache(plan.cache_bytes, source=str(cache_path or "the calibration cache")),
+        network_tensors=tensors,
+        trt_version=str(trt.__version__),
+        layers=inspector_layers(trt, built) if built is not None else None,
+        log_text=log_text,
+    )
+    require_cache_applied(usage, cache_path=cache_path, model_path=src)
+    return {
+        "verdict": usage.verdict,
+        "matched": usage.matched,
+        "expected": usage.expected,
+        "int8_layers": usage.int8_layers,
+        "layer_count": usage.layer_count,
+        "notes": list(usage.notes),
+    }
 
 
 def build_engine(
@@ -469,6 +532,9 @@ def build_engine(
                 "calibration on this path: INT8 comes from Q/DQ nodes",
                 fix="pass --calib-data DIR (a Q/DQ model is made from it) or a Q/DQ model",
             )
+    network_tensors: tuple[str, ...] = ()
+    if opts.calib_cache is not None and calibrator is None:
+        network_tensors = _precheck_cache(trt, opts.calib_cache, model, src)
 
     device = _device(cuda)
     plugin_hashes = [sha256_file(p) for p in opts.plugins]
@@ -499,11 +565,14 @@ def build_engine(
         if calibrator is not None:
             plan.calibrator = calibrator
             plan.use_int8_flag = True
+            plan.cache_bytes = None  # the given calibrator, not --calib-cache, feeds TensorRT
+        plan.network_tensors = network_tensors
         return _run_build(
             trt,
             feats,
             opts,
             plan,
+            model=model,
             src=src,
             onnx_sha=onnx_sha,
             engine_file=engine_file,
@@ -684,6 +753,7 @@ def _run_build(
     opts: BuildOptions,
     plan: _Plan,
     *,
+    model: onnx.ModelProto,
     src: Path,
     onnx_sha: str,
     engine_file: Path,
@@ -777,6 +847,20 @@ def _run_build(
         else:
             warn("the new engine could not be loaded for inspection; see the log")
         calibration = dict(plan.calibration) if plan.calibration else None
+        if plan.cache_bytes is not None:
+            # before anything is written: an engine built on a cache TensorRT ignored must not
+            # exist (nor a sidecar that would make it "up to date" next time)
+            usage = _check_applied(
+                trt,
+                plan,
+                built,
+                model=model,
+                log_text="\n".join(r.message for r in log.records),
+                cache_path=opts.calib_cache,
+                src=src,
+            )
+            if calibration is not None:
+                calibration["cache_usage"] = usage
         produced_cache = _produced_cache(plan, engine_file)
         if calibration is not None and produced_cache is not None:
             calibration["cache_written"] = str(produced_cache[0])

@@ -488,7 +488,7 @@ def require_cache_applied(
         why="; ".join(usage.reasons),
         fix=f"calibrate again for this network and TensorRT (orinbench calibrate {model} --data "
         f"DIR, or build with --calib-data DIR); 'orinbench calib inspect {cache_path or 'CACHE'} "
-        f"--model {model}' lists the tensors that differ",
+        f"--against {model}' lists the tensors that differ",
     )
 
 

@@ -244,6 +244,25 @@ _CACHE_ALGOS = {
 }
 
 
+#: TensorRT's warning for a network tensor without a calibration scale (8.x and 10.x wording,
+#: e.g. NVIDIA/TensorRT#3131, #3659)
+MISSING_SCALE = (
+    "Missing scale and zero-point for tensor {}, expect fall back to non-int8 implementation for "
+    "any layer consuming or producing given tensor"
+)
+
+
+def _cache_release(code: str) -> tuple[int, int] | None:
+    """major.minor of a cache header's version code (8601 -> (8, 6), 100300 -> (10, 3)); None
+    for placeholders such as 8XXX."""
+    if not code.isdigit():
+        return None
+    n = int(code)
+    if n >= 100000:
+        return n // 10000, (n // 100) % 100
+    return n // 1000, (n // 100) % 10
+
+
 def _version_code() -> str:
     major, minor, patch = (int(x) for x in VERSION.split(".")[:3])
     return (
@@ -807,6 +826,17 @@ class _Build:
         self, logger: ILogger, network: INetworkDefinition, config: IBuilderConfig
     ) -> None:
         self.logger, self.net, self.config = logger, network, config
+        #: tensors with a calibration scale taken from a cache; None: every tensor has one
+        #: (calibrated from batches, or no implicit calibration)
+        self.scales: set[str] | None = None
+
+    def network_tensors(self) -> list[str]:
+        """The tensors implicit calibration gives a scale: the inputs and every layer output."""
+        names = [t.name for t in self.net._inputs]
+        for n in self.net._nodes:
+            if n.op_type != "Constant":
+                names += [o for o in n.output if o]
+        return names
 
     def error(self, msg: str) -> None:
         _log(self.logger, "ERROR", msg)
@@ -907,10 +937,32 @@ class _Build:
             "verbosity": config._verbosity.name,
             "strongly_typed": strongly,
             "dla_core": config._dla_core if config._device_type == DeviceType.DLA else None,
-            "inference_ms": _testing.config.inference_ms,
+            "inference_ms": self._inference_ms(),
         }
+        _testing.built_inference_ms.append(header["inference_ms"])
         _log(self.logger, "INFO", f"Engine generation completed: {len(layers)} layers")
         return IHostMemory(_plan.dump(header, net._onnx))
+
+    def _inference_ms(self) -> float:
+        """The simulated time of one inference of this engine: ``_testing.config.inference_ms``,
+        or, with ``tactic_jitter`` > 0, a time that depends on the tactics the build picks, as on
+        a GPU. A build without timings to reuse times kernels itself and picks differently each
+        time (deterministically, from the number of builds so far: ``1 + jitter * k / 10`` with
+        ``k = 37 * build % 11``); a build whose timing cache holds the picks of an earlier build
+        reuses them, so builds sharing a timing cache are equally fast."""
+        base = float(_testing.config.inference_ms)
+        jitter = float(_testing.config.tactic_jitter)
+        if not jitter:
+            return base
+        cache = self.config._timing_cache
+        picks = sorted(e for e in cache._entries if e.startswith("tactics:")) if cache else []
+        if picks:
+            build = int(picks[0].split(":")[1])
+        else:
+            build = _testing.calls["build_serialized_network"]
+            if cache is not None:
+                cache._entries.add(f"tactics:{build}")
+        return base * (1.0 + jitter * ((37 * build) % 11) / 10.0)
 
     def _io(self, t: ITensor, mode: str) -> dict[str, Any]:
         return {
@@ -961,14 +1013,22 @@ class _Build:
         if cache:
             text = bytes(cache).decode("utf-8", "replace")
             m = re.match(r"TRT-(\w+)-(\w+)", text)
-            if m and m.group(2) == algo:
+            release = _cache_release(m.group(1)) if m else None
+            if m and m.group(2) == algo and release not in (None, CURRENT[:2]):
+                # A cache of another release is skipped without a word ("trt will skip the file
+                # if it is incompatible", NVIDIA/TensorRT#1378) and TensorRT calibrates from the
+                # calibrator's batches instead; a calibrator that only reads a cache has none.
+                _testing.calls["calibration_cache_skipped"] += 1
+            elif m and m.group(2) == algo:
+                self._scales_from_cache(text)
                 _testing.calls["calibration_from_cache"] += 1
                 return True
-            _log(
-                self.logger,
-                "WARNING",
-                "The calibration cache header does not match the calibrator; recalibrating.",
-            )
+            else:
+                _log(
+                    self.logger,
+                    "WARNING",
+                    "The calibration cache header does not match the calibrator; recalibrating.",
+                )
         shapes = self._calibration_shapes()
         if shapes is None:
             return False
@@ -1003,6 +1063,24 @@ class _Build:
             lines.append(f"{name}: 3c010a14")
         calibrator.write_calibration_cache(IHostMemory(("\n".join(lines) + "\n").encode()))
         return True
+
+    def _scales_from_cache(self, text: str) -> None:
+        """Take the scales of a cache of this release. Each network tensor without one is logged
+        (WARNING) and the layers reading or writing it stay out of INT8 (see ``_layers``);
+        ``_testing.config.ignore_calibration_cache`` drops every scale."""
+        scales: set[str] = set()
+        for line in [] if _testing.config.ignore_calibration_cache else text.splitlines()[1:]:
+            name, sep, value = line.rpartition(":")
+            value = value.strip()
+            if not sep or not re.fullmatch(r"[0-9a-fA-F]{1,8}", value):
+                continue
+            scale = float(np.frombuffer(bytes.fromhex(value.zfill(8)), dtype=">f4")[0])
+            if np.isfinite(scale) and scale > 0:  # TensorRT cannot quantize with other scales
+                scales.add(name.strip())
+        self.scales = scales
+        for t in dict.fromkeys(self.network_tensors()):
+            if t not in scales:
+                _log(self.logger, "WARNING", MISSING_SCALE.format(t))
 
     def _calibration_shapes(self) -> dict[str, tuple[int, ...]] | None:
         """The input shapes TensorRT calibrates with: static dims as they are, dynamic inputs at
@@ -1055,6 +1133,7 @@ class _Build:
                 int8
                 and n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")
                 and (not has_qdq or any(i in dq_outputs for i in n.input))
+                and (has_qdq or self._scaled(n))
             ):
                 precision = "INT8"
             elif fp16 and out_type in (1, 10, None):
@@ -1072,6 +1151,13 @@ class _Build:
                 }
             )
         return layers
+
+    def _scaled(self, node: Any) -> bool:
+        """Whether every network tensor a node reads or writes has a calibration scale."""
+        if self.scales is None:
+            return True
+        network = set(self.network_tensors())
+        return all(t in self.scales for t in [*node.input, *node.output] if t in network)
 
     def _progress(self, steps: int) -> None:
         monitor = self.config._monitor

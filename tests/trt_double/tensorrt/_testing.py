@@ -1,11 +1,16 @@
 """Test-only controls of the TensorRT double (not part of TensorRT's API).
 
-``config``: the GPU the double runs on, its DLA cores, and how long an inference of a freshly built
-engine takes on the simulated GPU. ``cuda``: the CUDA runtime the double reads and writes memory
-and queues work through (the tests' FakeCuda registers itself); without one, ``execute_async_v3``
-refuses to run. ``plugins``: op types whose plugin creators are "registered" (what a dlopen of a
-plugin library does for real). ``calls``: a count of API calls, for tests to assert on.
-``calibration_shapes``: the input shapes the last implicit calibration read its batches with.
+``config``: the GPU the double runs on, its DLA cores, how long an inference of a freshly built
+engine takes on the simulated GPU (``inference_ms``; with ``tactic_jitter`` > 0 it varies between
+builds that time their own tactics, see ``_Build._inference_ms``), and
+``ignore_calibration_cache``: the builder reads an INT8 calibration cache but takes no scale from
+it, logging every network tensor as missing one (what TensorRT does with a cache it drops without
+saying so; the engine builds, with no INT8 layer). ``cuda``: the CUDA runtime the double reads and
+writes memory and queues work through (the tests' FakeCuda registers itself); without one,
+``execute_async_v3`` refuses to run. ``plugins``: op types whose plugin creators are "registered"
+(what a dlopen of a plugin library does for real). ``calls``: a count of API calls, for tests to
+assert on. ``calibration_shapes``: the input shapes the last implicit calibration read its batches
+with. ``built_inference_ms``: the simulated inference time of each engine built, in build order.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ class Config:
     compute_capability: str = "8.7"
     dla_cores: int = 2
     inference_ms: float = 2.0
+    tactic_jitter: float = 0.0
+    ignore_calibration_cache: bool = False
 
 
 class CudaRuntime(Protocol):
@@ -41,6 +48,7 @@ cuda: CudaRuntime | None = None
 plugins: set[str] = set()
 calls: Counter[str] = Counter()
 calibration_shapes: dict[str, tuple[int, ...]] = {}
+built_inference_ms: list[float] = []
 
 
 def register_plugin_ops(ops: Iterable[str]) -> None:
@@ -54,6 +62,7 @@ def reset() -> None:
     plugins.clear()
     calls.clear()
     calibration_shapes.clear()
+    built_inference_ms.clear()
 
 
 def set_cuda(runtime: Any) -> None:
