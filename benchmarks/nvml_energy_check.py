@@ -48,8 +48,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--period", type=float, default=0.02, help="sample period (default 0.02 s)")
     p.add_argument("--device", type=int, default=0, help="GPU index (default 0)")
     p.add_argument("--size", type=int, default=8192, help="matrix size (default 8192)")
-    p.add_argument("--reading", choices=("auto", "instant", "average", "both"), default="both",
-                   help="NVML power reading(s) to check (default both where supported)")
+    p.add_argument(
+        "--reading",
+        choices=("auto", "instant", "average", "both"),
+        default="both",
+        help="NVML power reading(s) to check (default both where supported)",
+    )
     return p.parse_args(argv)
 
 
@@ -79,8 +83,10 @@ def _check(reading: str, args: argparse.Namespace, run_load) -> dict:
 
     src = NvmlPowerSource(period_s=args.period, index=args.device, reading=reading)
     if not src.has_energy_counter:
-        raise Unavailable(f"GPU {args.device} ({src.gpu_name}) has no NVML energy counter "
-                          "(nvmlDeviceGetTotalEnergyConsumption needs Volta or later)")
+        raise Unavailable(
+            f"GPU {args.device} ({src.gpu_name}) has no NVML energy counter "
+            "(nvmlDeviceGetTotalEnergyConsumption needs Volta or later)"
+        )
     src.start()
     time.sleep(args.idle)
     matmuls = run_load(args.seconds)
@@ -122,14 +128,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: torch.cuda.is_available() is False", file=sys.stderr)
         return 2
     readings = {"both": ["instant", "average"], "auto": [probe.reading]}.get(
-        args.reading, [args.reading])
+        args.reading, [args.reading]
+    )
     if probe.reading == "average" and "instant" in readings:
         print("note: NVML_FI_DEV_POWER_INSTANT is not supported here; checking 'average' only")
         readings = ["average"]
     run_load = _load(torch, args.device, args.size)
-    print(f"GPU {args.device}: {probe.gpu_name}; torch {torch.__version__}; "
-          f"load {args.seconds:g} s between {args.idle:g} s idle phases; "
-          f"period {args.period:g} s; tolerance {TOLERANCE_PCT:g} %")
+    print(
+        f"GPU {args.device}: {probe.gpu_name}; torch {torch.__version__}; "
+        f"load {args.seconds:g} s between {args.idle:g} s idle phases; "
+        f"period {args.period:g} s; tolerance {TOLERANCE_PCT:g} %"
+    )
     rows = []
     for reading in readings:
         try:
@@ -137,19 +146,25 @@ def main(argv: list[str] | None = None) -> int:
         except (OrinbenchError, Unavailable) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    head = (f"{'reading':<8} {'samples':>7} {'period s':>9} {'mean W':>8} {'peak W':>8} "
-            f"{'integral J':>11} {'counter J':>10} {'diff %':>7}")
+    head = (
+        f"{'reading':<8} {'samples':>7} {'period s':>9} {'mean W':>8} {'peak W':>8} "
+        f"{'integral J':>11} {'counter J':>10} {'diff %':>7}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['reading']:<8} {r['samples']:>7d} {r['period'] or 0:>9.4f} {r['mean_w']:>8.1f} "
-              f"{r['peak_w']:>8.1f} {r['integrated_j']:>11.1f} {r['counter_j']:>10.1f} "
-              f"{r['diff_pct']:>+7.2f}")
+        print(
+            f"{r['reading']:<8} {r['samples']:>7d} {r['period'] or 0:>9.4f} {r['mean_w']:>8.1f} "
+            f"{r['peak_w']:>8.1f} {r['integrated_j']:>11.1f} {r['counter_j']:>10.1f} "
+            f"{r['diff_pct']:>+7.2f}"
+        )
     primary = rows[0]
     ok = abs(primary["diff_pct"]) <= TOLERANCE_PCT
     verdict = "within" if ok else "OUTSIDE"
-    print(f"\n{primary['reading']} reading: integrated energy is {primary['diff_pct']:+.2f} % "
-          f"from NVML's counter ({verdict} ±{TOLERANCE_PCT:g} %)")
+    print(
+        f"\n{primary['reading']} reading: integrated energy is {primary['diff_pct']:+.2f} % "
+        f"from NVML's counter ({verdict} ±{TOLERANCE_PCT:g} %)"
+    )
     return 0 if ok else 1
 
 

@@ -13,6 +13,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: the TensorRT double's fixtures (``trt_env``) for every test module; registered here, at the
+#: root, so that pytest rewrites their asserts
+pytest_plugins = ["trt_double.pytest_fixtures"]
+
 
 def make_conv_model(
     *, channels: int = 4, size: int = 16, dynamic_batch: bool = False, seed: int = 0

@@ -117,8 +117,16 @@ def test_truncated_engine_is_one_line(trt_env: TrtEnv, tmp_path: Path, run_cli):
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
 def test_demo_on_tensorrt_builds_fp16_and_gates(trt_env: TrtEnv, tmp_path: Path, run_cli):
     code, stdout, err = run_cli(
-        "demo", "--backend", "tensorrt", "--size", "tiny", "--workdir", str(tmp_path),
-        "--iterations", "10", *FAST,
+        "demo",
+        "--backend",
+        "tensorrt",
+        "--size",
+        "tiny",
+        "--workdir",
+        str(tmp_path),
+        "--iterations",
+        "10",
+        *FAST,
     )
     assert code == 0, err
     r = load_result(tmp_path / "result.json")

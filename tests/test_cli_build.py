@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -175,3 +177,150 @@ def test_subprocess_build_with_the_double_first_on_the_path(tmp_path: Path, vers
     assert sidecar["precision_path"] == ("strongly-typed" if version == "11.4" else "builder-flags")
     # no pycuda in this environment: the GPU is not known, and the sidecar says so
     assert sidecar["gpu"] is None and "cuda_driver" not in sidecar["versions"]
+
+
+def _spread(out: str, what: str) -> float:
+    m = re.search(rf"across {re.escape(what)} the median spreads by ([0-9.]+) %", out)
+    assert m, out
+    return float(m.group(1))
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_repeat_reports_the_spread_and_keeps_the_fastest_engine(
+    trt_env: TrtEnv, tmp_path: Path, run_cli
+) -> None:
+    onnx_path = models.conv_model(tmp_path / "conv.onnx")
+    engine = tmp_path / "engines" / "conv.engine"
+    # the double's builds then differ in speed unless a timing cache gives them the same
+    # tactics, and the fake GPU takes an inference's time in wall-clock time
+    trt_env.testing.config.tactic_jitter = 1.0
+    trt_env.cuda.realtime = True
+    code, out, err = run_cli(
+        "build", str(onnx_path), "--precision", "fp16", "--out", str(engine), "--repeat", "2",
+        "--repeat-iterations", "40", "--repeat-warmup", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    times = trt_env.testing.built_inference_ms  # build order: shared, shared, none, none
+    assert len(times) == 4 and times[0] == times[1] and len(set(times)) == 3
+    fastest = times.index(min(times))
+    assert "built " in out and "4 times (2 per timing-cache mode)" in out
+    assert "40 iterations" in out
+    # equal tactics: equal speed up to noise; re-timed tactics: the spread of the double's times
+    assert _spread(out, "2 builds (shared-cache)") < 10.0
+    assert _spread(out, "2 builds (no-cache)") > 15.0
+    assert _spread(out, "all builds") >= _spread(out, "2 builds (no-cache)")
+    assert re.search(rf"build {fastest} \(no-cache\) is [0-9.]+ % faster than its siblings", out)
+    assert f"fastest: build {fastest} (no-cache)" in out and f"kept as {engine}" in out
+    # the kept engine is the fastest build's, moved with its log, and its sidecar says so
+    plan = importlib.import_module("tensorrt._plan")
+    assert plan.load(engine.read_bytes())[0]["inference_ms"] == min(times)
+    sidecar = json.loads(Path(str(engine) + ".json").read_text())
+    assert sidecar["repeat"]["kept"] == "fastest of 4 builds"
+    assert sidecar["repeat"]["index"] == fastest and sidecar["repeat"]["mode"] == "no-cache"
+    assert sidecar["engine"]["file"] == "conv.engine"
+    assert sidecar["build"]["log"] == "conv.engine.log"
+    assert sorted(p.name for p in engine.parent.iterdir()) == [
+        "conv.engine", "conv.engine.json", "conv.engine.log",
+    ]  # fmt: skip
+    assert "repeat: build 1/2 (shared-cache)" in err  # steps on stderr
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_repeat_json_and_a_shared_timing_cache_file(
+    trt_env: TrtEnv, tmp_path: Path, run_cli
+) -> None:
+    onnx_path = models.conv_model(tmp_path / "conv.onnx")
+    engine = tmp_path / "conv.engine"
+    timing = tmp_path / "conv.timing"
+    code, out, err = run_cli(
+        "build", str(onnx_path), "--out", str(engine), "--repeat", "1", "--timing-cache",
+        str(timing), "--repeat-duration", "0.05", "--repeat-warmup", "0", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["engine"] == str(engine) and data["repeat"]["kept"] == str(engine)
+    assert [b["mode"] for b in data["repeat"]["builds"]] == ["shared-cache", "no-cache"]
+    assert data["sidecar"]["repeat"]["kept"] == "fastest of 2 builds"
+    assert trt_env.testing.calls["build_serialized_network"] == 2
+    assert timing.is_file()  # the user's timing cache is the shared one, and it is kept
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+@pytest.mark.parametrize(
+    ("extra", "expect"),
+    [
+        (("--repeat", "0"), "--repeat must be >= 1, not 0"),
+        (("--repeat-iterations", "5"), "only apply with --repeat"),
+    ],
+)
+def test_bad_repeat_options_are_one_line_exit_2(
+    trt_env: TrtEnv, tmp_path: Path, run_cli, extra: tuple[str, ...], expect: str
+) -> None:
+    onnx_path = models.conv_model(tmp_path / "conv.onnx")
+    code, out, err = run_cli("build", str(onnx_path), "--out", str(tmp_path / "o" / "e.engine"),
+                             *extra)  # fmt: skip
+    assert code == 2 and out == ""
+    assert expect in _one_error_line(err)
+    assert not (tmp_path / "o").exists()
+    assert trt_env.testing.calls["build_serialized_network"] == 0
+
+
+@pytest.mark.parametrize("trt_env", ["8.6", "10.3"], indirect=True)
+def test_int8_calibration_caches_are_checked_before_and_after_the_build(
+    trt_env: TrtEnv, tmp_path: Path, run_cli
+) -> None:
+    onnx_path = models.conv_model(tmp_path / "conv.onnx")
+    good = models.calib_cache(tmp_path / "good.cache")  # this release, the network's tensors
+    engine = tmp_path / "out" / "conv.engine"
+    args = ["build", str(onnx_path), "--precision", "int8", "--out", str(engine), "--force"]
+    code, out, err = run_cli(*args, "--calib-cache", str(good))
+    assert code == 0, err
+    usage = json.loads(Path(str(engine) + ".json").read_text())["calibration"]["cache_usage"]
+    assert (usage["verdict"], usage["matched"], usage["expected"]) == ("applied", 4, 4)
+    for p in tmp_path.joinpath("out").iterdir():
+        p.unlink()
+
+    other_net = tmp_path / "other.cache"
+    other_net.write_text(good.read_text().replace("\nx:", "\n/a:").replace("\nc:", "\n/b:")
+                         .replace("\nr:", "\n/c:").replace("\ny:", "\n/d:"))  # fmt: skip
+    other_release = models.calib_cache(
+        tmp_path / "old.cache", version_code="8502" if trt_env.version != "8.5" else "8601"
+    )
+    for cache, matched in ((other_net, "0 of 4"), (other_release, "4 of 4")):
+        code, out, err = run_cli(*args, "--calib-cache", str(cache))
+        line = _one_error_line(err)
+        assert code == 2 and out == "" and f"{matched} network tensors matched" in line
+        assert "was ignored by TensorRT" in line and f"--against {onnx_path}" in line
+        assert trt_env.testing.calls["build_serialized_network"] == 1  # no build since the first
+        assert list(tmp_path.joinpath("out").iterdir()) == []
+
+    # names and release fit, but TensorRT drops the cache while building: found afterwards
+    trt_env.testing.config.ignore_calibration_cache = True
+    code, out, err = run_cli(*args, "--calib-cache", str(good))
+    line = _one_error_line(err)
+    assert code == 2 and "0 of 4 network tensors matched" in line and "no INT8 layer" in line
+    assert trt_env.testing.calls["build_serialized_network"] == 2
+    assert not engine.exists() and not Path(str(engine) + ".json").exists()
+    assert "Missing scale and zero-point" in Path(str(engine) + ".log").read_text()
+
+
+@pytest.mark.parametrize("trt_env", ["8.6"], indirect=True)
+def test_repeat_int8_with_calibration_data_keeps_the_cache_beside_the_kept_engine(
+    trt_env: TrtEnv, tmp_path: Path, run_cli
+) -> None:
+    onnx_path = models.conv_model(tmp_path / "conv.onnx")
+    data = models.calib_folder(tmp_path / "calib", samples=2)
+    engine = tmp_path / "e" / "conv.int8.engine"
+    code, _, err = run_cli(
+        "build", str(onnx_path), "--precision", "int8", "--calib-data", str(data), "--out",
+        str(engine), "--repeat", "1", "--repeat-iterations", "5", "--repeat-warmup", "0", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    assert trt_env.testing.calls["calibration_batches"] == 4  # 2 builds x 2 samples
+    calib = Path(str(engine) + ".calib")
+    sidecar = json.loads(Path(str(engine) + ".json").read_text())
+    assert calib.is_file() and sidecar["calibration"]["cache_written"] == str(calib)
+    assert sorted(p.name for p in engine.parent.iterdir()) == [
+        "conv.int8.engine", "conv.int8.engine.calib", "conv.int8.engine.json",
+        "conv.int8.engine.log",
+    ]  # fmt: skip

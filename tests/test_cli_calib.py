@@ -201,3 +201,48 @@ def test_calibrate_without_tensorrt_says_how_to_get_it(
                                   str(tmp_path / "c.cache")))  # fmt: skip
     assert "TensorRT is not installed" in err
     assert not (tmp_path / "c.cache").exists()
+
+
+def test_inspect_against_a_model_lists_the_names_that_differ(
+    run_cli: Cli, sample: Path, tmp_path: Path
+) -> None:
+    from orinbench.calib.cache import network_activation_tensors, write_cache
+    from orinbench.model.load import load_model
+
+    tensors = network_activation_tensors(load_model(sample))
+    renamed, removed, zero = tensors[:2], tensors[5:8], tensors[10]
+    scales = {(f"/old/{t}" if t in renamed else t): 0.02 for t in tensors if t not in removed}
+    scales[zero] = 0.0
+    cache = write_cache(tmp_path / "bev.cache", make_cache("10.3.0", "entropy2", scales))
+    code, stdout, _ = run_cli("calib", "inspect", str(cache), "--against", str(sample))
+    assert code == 0
+    n = len(tensors)
+    assert f"{n - 6} of {n} network tensors have a usable scale" in stdout
+    assert f"2 cache tensors with no match in the network (/old/{renamed[0]}, " in stdout
+    assert f"5 network tensors the cache has no scale for ({renamed[0]}, {renamed[1]}, " in stdout
+    assert f"1 network tensors with a zero, negative or non-finite scale ({zero})" in stdout
+
+    code, stdout, _ = run_cli("calib", "inspect", str(cache), "--against", str(sample), "--json")
+    assert code == 0
+    data = json.loads(stdout)
+    assert data["against_model"] == str(sample)
+    against = data["against"]
+    assert (against["network_tensors"], against["matched"]) == (n, n - 6)
+    assert against["cache_only"] == [f"/old/{t}" for t in renamed]
+    assert against["network_only"] == [*renamed, *removed]
+    assert against["unusable"] == [zero]
+
+    full = write_cache(
+        tmp_path / "full.cache", make_cache("10.3.0", "entropy2", dict.fromkeys(tensors, 0.02))
+    )
+    code, stdout, _ = run_cli("calib", "inspect", str(full), "--against", str(sample))
+    assert code == 0 and f"{n} of {n} network tensors have a usable scale" in stdout
+    assert "0 cache tensors with no match" in stdout and "unusable" not in stdout
+
+
+def test_inspect_against_a_missing_model_is_one_line_exit_2(run_cli: Cli, tmp_path: Path) -> None:
+    cache = tmp_path / "c.cache"
+    cache.write_text(make_cache("10.3.0", "entropy2", {"x": 0.1}).to_text())
+    err = one_line_error(*run_cli("calib", "inspect", str(cache), "--against",
+                                  str(tmp_path / "nope.onnx")))  # fmt: skip
+    assert "nope.onnx" in err and "not found" in err

@@ -16,8 +16,9 @@ from telemetry_fakes import FakeBoard  # noqa: E402
 
 def test_ready_board_exits_0_and_prints_its_state(run_cli, tmp_path):
     FakeBoard(tmp_path, "agx-orin-64gb")
-    code, out, err = run_cli("system", "check", "--root", str(tmp_path),
-                             "--expect-power-mode", "MAXN")
+    code, out, err = run_cli(
+        "system", "check", "--root", str(tmp_path), "--expect-power-mode", "MAXN"
+    )
     assert code == 0, err
     assert "NVIDIA Jetson AGX Orin Developer Kit (Jetson AGX Orin 64GB)" in out
     assert "35.4.1 / 5.1.2" in out
@@ -39,8 +40,9 @@ def test_untuned_board_exits_4_with_reasons_and_fixes(run_cli, tmp_path):
 def test_wrong_power_mode_as_json(run_cli, tmp_path):
     board = FakeBoard(tmp_path, "orin-nx-16gb")
     board.set_power_mode(3)
-    code, out, _ = run_cli("system", "check", "--root", str(tmp_path), "--json",
-                           "--expect-power-mode", "MAXN")
+    code, out, _ = run_cli(
+        "system", "check", "--root", str(tmp_path), "--json", "--expect-power-mode", "MAXN"
+    )
     assert code == 4
     state = json.loads(out)
     assert state["ready"] is False
@@ -65,7 +67,12 @@ def test_misuse_exits_2(run_cli):
 
 def test_real_command_in_a_subprocess(tmp_path, orinbench_exe):
     FakeBoard(tmp_path, "orin-nx-16gb")
-    proc = subprocess.run([*orinbench_exe, "system", "check", "--root", str(tmp_path), "--json"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [*orinbench_exe, "system", "check", "--root", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["module_name"] == "Jetson Orin NX 16GB"

@@ -1,6 +1,6 @@
-"""``decide --backend tensorrt`` against the TensorRT double (with tests/_trt_double_ext.py's DLA,
-reformat and calibration-cache behaviour): engines, layers per precision and device, DLA
-fallback, caches TensorRT would ignore, repeated builds."""
+"""``decide --backend tensorrt`` against the TensorRT double (its own calibration-cache behaviour,
+with tests/_trt_double_ext.py's DLA placement and reformat layers): engines, layers per precision
+and device, DLA fallback, caches TensorRT would ignore, repeated builds."""
 
 from __future__ import annotations
 

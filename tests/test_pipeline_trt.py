@@ -27,7 +27,7 @@ from orinbench.pipeline.models import resolve_models, stage_io
 from orinbench.pipeline.recipe import load_recipe
 
 #: the TensorRT double and the fake CUDA layer (the trt_env fixture)
-pytest_plugins = ["trt_double.pytest_fixtures"]
+
 
 FAST = {"warmup": Warmup(seconds=0, iterations=1), "stop": StopRule(iterations=10)}
 

@@ -73,8 +73,7 @@ def test_single_sample_is_held_over_the_window():
 
 def test_window_shorter_than_the_period_uses_interpolated_edges():
     # samples at -1 s (0 W) and +1 s (10 W); window [0, 0.5]: 5 W -> 7.5 W
-    s = summarize_power(trace([(-1.0, 0.0), (1.0, 10.0)], period=2.0), inferences=5,
-                        window_s=0.5)
+    s = summarize_power(trace([(-1.0, 0.0), (1.0, 10.0)], period=2.0), inferences=5, window_s=0.5)
     assert s["energy"]["j"] == pytest.approx(3.125)
     assert s["samples"] == 0
     assert s["peak_w"] == pytest.approx(7.5)
@@ -113,14 +112,14 @@ def test_idle_gives_power_and_energy_above_idle():
 
 
 def test_hardware_counter_is_reported_beside_the_integral():
-    s = summarize_power(trace([(0.0, 10.0), (1.0, 10.0)], counter=9.9), inferences=1,
-                        window_s=1.0)
+    s = summarize_power(trace([(0.0, 10.0), (1.0, 10.0)], counter=9.9), inferences=1, window_s=1.0)
     assert s["energy"]["counter_j"] == pytest.approx(9.9)
 
 
 def test_duplicate_timestamps_do_not_break_the_integral():
-    s = summarize_power(trace([(0.0, 5.0), (1.0, 9.0), (1.0, 10.0), (2.0, 10.0)]),
-                        inferences=1, window_s=2.0)
+    s = summarize_power(
+        trace([(0.0, 5.0), (1.0, 9.0), (1.0, 10.0), (2.0, 10.0)]), inferences=1, window_s=2.0
+    )
     assert s["energy"]["j"] == pytest.approx(7.5 + 10.0)
 
 
@@ -137,35 +136,47 @@ def test_bad_window_is_a_usage_error():
 
 
 def test_slow_sampling_is_warned_about():
-    tr = PowerTrace("jtop", tuple(PowerSample(t, 5.0) for t in np.arange(0, 10.01, 1.0)),
-                    period_s_requested=0.1, period_s_achieved=1.0, duration_s=10.0)
+    tr = PowerTrace(
+        "jtop",
+        tuple(PowerSample(t, 5.0) for t in np.arange(0, 10.01, 1.0)),
+        period_s_requested=0.1,
+        period_s_achieved=1.0,
+        duration_s=10.0,
+    )
     s = summarize_power(tr, inferences=10, window_s=10.0)
     msgs = [w.message for w in power_warnings(s)]
     assert any("sampled every 1 s although 0.1 s was requested" in m for m in msgs)
-    dense = summarize_power(trace([(i / 10, 10.0) for i in range(21)]), inferences=1,
-                            window_s=2.0)
+    dense = summarize_power(trace([(i / 10, 10.0) for i in range(21)]), inferences=1, window_s=2.0)
     assert power_warnings(dense) == []
 
 
 def test_total_is_vdd_in_when_present_else_the_sum():
     total, what = total_from_rails({"VDD_IN": 12.0, "VDD_CPU_GPU_CV": 5.0, "VDD_SOC": 3.0})
     assert total == 12.0 and "VDD_IN" in what
-    total, what = total_from_rails({"VDD_GPU_SOC": 6.0, "VDD_CPU_CV": 2.0, "VIN_SYS_5V0": 3.0,
-                                    "VDDQ_VDD2_1V8AO": 1.0})
+    total, what = total_from_rails(
+        {"VDD_GPU_SOC": 6.0, "VDD_CPU_CV": 2.0, "VIN_SYS_5V0": 3.0, "VDDQ_VDD2_1V8AO": 1.0}
+    )
     assert total == pytest.approx(12.0) and what.startswith("sum of rails")
 
 
 def test_summary_becomes_gate_metrics_and_valid_json():
-    s = summarize_power(trace([(i / 10, 10.0) for i in range(21)], counter=20.0),
-                        inferences=100, window_s=2.0)
+    s = summarize_power(
+        trace([(i / 10, 10.0) for i in range(21)], counter=20.0), inferences=100, window_s=2.0
+    )
     text = json.dumps(s, allow_nan=False)  # results are written with allow_nan=False
     assert "NaN" not in text
     result = Result(
-        tool_version="0", created_utc="2025-01-01T00:00:00Z",
-        environment=Environment(host="h", cpu="c", os="o", python="3", backend="ort",
-                                backend_version="1"),
+        tool_version="0",
+        created_utc="2025-01-01T00:00:00Z",
+        environment=Environment(
+            host="h", cpu="c", os="o", python="3", backend="ort", backend_version="1"
+        ),
         model=ModelRef(path="m.onnx", sha256="0" * 64, inputs=(), outputs=()),
-        config=RunConfig(backend="ort"), samples={}, stats={}, throughput={}, power=s,
+        config=RunConfig(backend="ort"),
+        samples={},
+        stats={},
+        throughput={},
+        power=s,
     )
     metrics = result.metrics()
     assert metrics["power.mean_w"] == pytest.approx(10.0)

@@ -62,8 +62,10 @@ def test_gpu_clock_change_during_the_run_is_flagged(tmp_path):
 
 
 def test_small_clock_jitter_within_tolerance_is_not_a_change():
-    samples = tuple(ConditionsSample(t_s=i * 0.1, gpu_freq_mhz=f)
-                    for i, f in enumerate([1000.0, 1000.0, 995.0, 1000.0]))
+    samples = tuple(
+        ConditionsSample(t_s=i * 0.1, gpu_freq_mhz=f)
+        for i, f in enumerate([1000.0, 1000.0, 995.0, 1000.0])
+    )
     assert conditions_warnings(ConditionsTrace("sysfs", samples, 0.1)) == []
 
 
@@ -97,8 +99,10 @@ def test_lowered_gpu_cap_and_active_cooling_device_are_throttling(tmp_path):
 
 
 def test_nvml_throttle_reasons_are_throttling():
-    samples = (ConditionsSample(0.0, gpu_freq_mhz=1980.0),
-               ConditionsSample(0.5, gpu_freq_mhz=1980.0, throttle_reasons=("sw-power-cap",)))
+    samples = (
+        ConditionsSample(0.0, gpu_freq_mhz=1980.0),
+        ConditionsSample(0.5, gpu_freq_mhz=1980.0, throttle_reasons=("sw-power-cap",)),
+    )
     w = conditions_warnings(ConditionsTrace("nvml", samples, 0.5))
     assert codes(w) == ["throttling"] and "sw-power-cap" in w[0].message
 
@@ -187,10 +191,16 @@ def test_power_and_conditions_around_the_harness_window(tmp_path):
         if n == 40:
             board.set_gpu(cur=510000000)
 
-    win = TelemetryWindow(SysfsPowerSource(period_s=0.01, root=tmp_path),
-                          ConditionsMonitor(root=tmp_path, period_s=0.01))
-    m = measure(_SleepRunner(drop_clock), warmup=Warmup(seconds=0.0, iterations=1),
-                stop=StopRule(iterations=100), power=win)
+    win = TelemetryWindow(
+        SysfsPowerSource(period_s=0.01, root=tmp_path),
+        ConditionsMonitor(root=tmp_path, period_s=0.01),
+    )
+    m = measure(
+        _SleepRunner(drop_clock),
+        warmup=Warmup(seconds=0.0, iterations=1),
+        stop=StopRule(iterations=100),
+        power=win,
+    )
     assert m.power_trace is not None and m.power_trace.samples[0].total_w == 10.0
     assert win.conditions_trace is not None
     assert codes(conditions_warnings(win.conditions_trace)) == ["clock-change"]

@@ -17,29 +17,57 @@ from telemetry_fakes import FakeBoard  # noqa: E402
 
 from orinbench.telemetry import device  # noqa: E402
 
-REQUIRED_KEYS = {"module", "jetpack", "l4t", "tensorrt", "cuda", "cudnn", "power_mode",
-                 "jetson_clocks", "gpu_freq_mhz", "emc_freq_mhz", "temperatures_c", "is_jetson"}
+REQUIRED_KEYS = {
+    "module",
+    "jetpack",
+    "l4t",
+    "tensorrt",
+    "cuda",
+    "cudnn",
+    "power_mode",
+    "jetson_clocks",
+    "gpu_freq_mhz",
+    "emc_freq_mhz",
+    "temperatures_c",
+    "is_jetson",
+}
 
 # what each fake board's files say, and what must be read back from them
 EXPECTED = {
     "agx-orin-64gb": {
-        "module": "NVIDIA Jetson AGX Orin Developer Kit", "module_part": "p3701-0005",
-        "module_name": "Jetson AGX Orin 64GB", "l4t": "35.4.1",
+        "module": "NVIDIA Jetson AGX Orin Developer Kit",
+        "module_part": "p3701-0005",
+        "module_name": "Jetson AGX Orin 64GB",
+        "l4t": "35.4.1",
         "jetpack": "5.1.2",  # no nvidia-jetpack package: NVIDIA's table for L4T 35.4.1
-        "tensorrt": "8.5.2", "cudnn": "8.6.0.166", "cuda": "11.4.298",
-        "power_mode": "MAXN", "gpu_freq_mhz": 1300.5,
+        "tensorrt": "8.5.2",
+        "cudnn": "8.6.0.166",
+        "cuda": "11.4.298",
+        "power_mode": "MAXN",
+        "gpu_freq_mhz": 1300.5,
     },
     "orin-nx-16gb": {
         "module": "NVIDIA Jetson Orin NX Engineering Reference Developer Kit",
-        "module_part": "p3767-0000", "module_name": "Jetson Orin NX 16GB", "l4t": "36.4.3",
+        "module_part": "p3767-0000",
+        "module_name": "Jetson Orin NX 16GB",
+        "l4t": "36.4.3",
         "jetpack": "6.2",  # from the nvidia-jetpack package 6.2+b77
-        "tensorrt": "10.3.0.30", "cudnn": "9.3.0.75", "cuda": "12.6.68",
-        "power_mode": "MAXN", "gpu_freq_mhz": 918.0,
+        "tensorrt": "10.3.0.30",
+        "cudnn": "9.3.0.75",
+        "cuda": "12.6.68",
+        "power_mode": "MAXN",
+        "gpu_freq_mhz": 918.0,
     },
     "orin-nano-8gb": {
-        "module": "NVIDIA Jetson Orin Nano Developer Kit", "module_part": "p3767-0005",
-        "l4t": "36.3.0", "jetpack": "6.0", "tensorrt": "10.0.1.6", "cudnn": "9.0.0.312",
-        "cuda": "12.2.140", "power_mode": "15W", "gpu_freq_mhz": 624.75,
+        "module": "NVIDIA Jetson Orin Nano Developer Kit",
+        "module_part": "p3767-0005",
+        "l4t": "36.3.0",
+        "jetpack": "6.0",
+        "tensorrt": "10.0.1.6",
+        "cudnn": "9.0.0.312",
+        "cuda": "12.2.140",
+        "power_mode": "15W",
+        "gpu_freq_mhz": 624.75,
     },
 }
 
@@ -106,9 +134,11 @@ def test_versions_from_headers_when_no_packages(tmp_path):
     inc.mkdir(parents=True)
     (inc / "NvInferVersion.h").write_text(
         "#define NV_TENSORRT_MAJOR 10 //!< major\n#define NV_TENSORRT_MINOR 7\n"
-        "#define NV_TENSORRT_PATCH 0\n#define NV_TENSORRT_BUILD 23\n")
+        "#define NV_TENSORRT_PATCH 0\n#define NV_TENSORRT_BUILD 23\n"
+    )
     (inc / "cudnn_version_v9.h").write_text(
-        "#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 5\n#define CUDNN_PATCHLEVEL 1\n")
+        "#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 5\n#define CUDNN_PATCHLEVEL 1\n"
+    )
     (tmp_path / "usr" / "local" / "cuda").mkdir(parents=True)
     (tmp_path / "usr" / "local" / "cuda" / "version.txt").write_text("CUDA Version 10.2.300\n")
     assert device.tensorrt_version(tmp_path) == "10.7.0.23"

@@ -20,6 +20,11 @@ print(multiprocessing.get_start_method(allow_none=True))
 
 
 def test_no_optional_runtime_is_imported(tmp_path):
-    out = subprocess.run([sys.executable, "-c", CODE, str(tmp_path)], capture_output=True,
-                         text=True, timeout=60, check=True).stdout.splitlines()
+    out = subprocess.run(
+        [sys.executable, "-c", CODE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
     assert out == ["[]", "[]", "None"]

@@ -58,11 +58,17 @@ esac
 # -- no server needed ----------------------------------------------------------------------------
 def test_parse_power_of_jetson_stats_7_with_vdd_in_as_total():
     power = {
-        "rail": {"VDD_CPU_GPU_CV": {"volt": 5000, "curr": 400, "power": 2000, "avg": 1900,
-                                    "online": True},
-                 "VDD_SOC": {"volt": 5000, "curr": 300, "power": 1500, "avg": 1500,
-                             "online": True},
-                 "OFFLINE": {"power": 9999, "avg": 9999, "online": False}},
+        "rail": {
+            "VDD_CPU_GPU_CV": {
+                "volt": 5000,
+                "curr": 400,
+                "power": 2000,
+                "avg": 1900,
+                "online": True,
+            },
+            "VDD_SOC": {"volt": 5000, "curr": 300, "power": 1500, "avg": 1500, "online": True},
+            "OFFLINE": {"power": 9999, "avg": 9999, "online": False},
+        },
         "tot": {"volt": 5000, "curr": 1600, "power": 8000, "avg": 6000, "name": "VDD_IN"},
     }
     total, rails, name = parse_jtop_power(power)
@@ -73,10 +79,12 @@ def test_parse_power_of_jetson_stats_7_with_vdd_in_as_total():
 
 def test_parse_power_of_jetson_stats_7_agx_sum_and_4_0_tuple():
     total, rails, name = parse_jtop_power(
-        {"rail": {"VDD_GPU_SOC": {"power": 6000, "avg": 1}}, "tot": {"power": 6000, "avg": 1}})
+        {"rail": {"VDD_GPU_SOC": {"power": 6000, "avg": 1}}, "tot": {"power": 6000, "avg": 1}}
+    )
     assert (total, rails, name) == (6.0, {"VDD_GPU_SOC": 6.0}, None)
-    total, rails, name = parse_jtop_power(({"cur": 4900, "avg": 4000},
-                                           {"VDD_SOC": {"cur": 1200, "avg": 1000}}))
+    total, rails, name = parse_jtop_power(
+        ({"cur": 4900, "avg": 4000}, {"VDD_SOC": {"cur": 1200, "avg": 1000}})
+    )
     assert (total, rails, name) == (4.9, {"VDD_SOC": 1.2}, None)
     with pytest.raises(ValueError):
         parse_jtop_power({"rail": {}, "tot": {}})
@@ -104,8 +112,13 @@ def test_client_failure_is_reported_from_the_child(tmp_path):
 
 # -- the real server -----------------------------------------------------------------------------
 def _hardware(board: FakeBoard) -> dict[str, str]:
-    return {"Model": board.spec.model, "Module": board.kind, "L4T": ".".join(board.spec.l4t),
-            "Jetpack": "", "699-level Part Number": board.spec.compatible[1]}
+    return {
+        "Model": board.spec.model,
+        "Module": board.kind,
+        "L4T": ".".join(board.spec.l4t),
+        "Jetpack": "",
+        "699-level Part Number": board.spec.compatible[1],
+    }
 
 
 @pytest.fixture
@@ -140,8 +153,11 @@ def jtop_server(tmp_path, request):
         cleanups.append(lambda: shutil.rmtree(config))
 
     board = FakeBoard(tmp_path / "board", kind)
-    board.write("/sys/stat", "cpu  100 0 100 1000 0 0 0 0 0 0\n" + "".join(
-        f"cpu{i} 10 0 10 100 0 0 0 0 0 0\n" for i in range(board.spec.cpus)))
+    board.write(
+        "/sys/stat",
+        "cpu  100 0 100 1000 0 0 0 0 0 0\n"
+        + "".join(f"cpu{i} 10 0 10 100 0 0 0 0 0 0\n" for i in range(board.spec.cpus)),
+    )
     os.symlink(board.path("/sys"), FAKE_SYS)
     cleanups.append(FAKE_SYS.unlink)
     bindir = tmp_path / "bin"
@@ -152,9 +168,12 @@ def jtop_server(tmp_path, request):
     sock = tmp_path / "jtop.sock"
     env = dict(os.environ, JTOP_TESTING="true", PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
     proc = subprocess.Popen(
-        [sys.executable, str(FIXTURES / "jtop_server.py"), str(sock),
-         json.dumps(_hardware(board))],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [sys.executable, str(FIXTURES / "jtop_server.py"), str(sock), json.dumps(_hardware(board))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
     def stop_server() -> None:
@@ -225,8 +244,12 @@ def test_jtop_source_on_agx_orin_sums_the_rails(jtop_server):
     time.sleep(0.4)
     trace = src.stop()
     assert all(s.total_w == pytest.approx(16.4) for s in trace.samples)
-    assert set(trace.samples[-1].rails) == {"VDD_GPU_SOC", "VDD_CPU_CV", "VIN_SYS_5V0",
-                                            "VDDQ_VDD2_1V8AO"}
+    assert set(trace.samples[-1].rails) == {
+        "VDD_GPU_SOC",
+        "VDD_CPU_CV",
+        "VIN_SYS_5V0",
+        "VDDQ_VDD2_1V8AO",
+    }
     assert "sum of the rails" in trace.total_of
 
 

@@ -113,8 +113,9 @@ def test_tree_without_rails_is_unavailable(tmp_path):
 
 def test_auto_on_a_jetson_falls_back_to_sysfs_and_says_why(tmp_path):
     FakeBoard(tmp_path, "orin-nx-16gb")
-    src, note = open_power_source("auto", root=str(tmp_path),
-                                  jtop_socket=str(tmp_path / "no-jtop.sock"))
+    src, note = open_power_source(
+        "auto", root=str(tmp_path), jtop_socket=str(tmp_path / "no-jtop.sock")
+    )
     assert src is not None and src.name == "sysfs"
     assert note.startswith("sysfs (auto)")
     assert "jtop" in note and "passed over" in note
@@ -175,8 +176,12 @@ def test_harness_starts_and_stops_the_source_around_the_window(tmp_path):
     board = FakeBoard(tmp_path, "orin-nano-8gb")
     board.set_rail("VDD_IN", mv=5000, ma=1600)  # 8 W
     src = SysfsPowerSource(period_s=0.01, root=tmp_path)
-    m = measure(_SleepRunner(), warmup=Warmup(seconds=0.0, iterations=1),
-                stop=StopRule(duration_s=0.2), power=src)
+    m = measure(
+        _SleepRunner(),
+        warmup=Warmup(seconds=0.0, iterations=1),
+        stop=StopRule(duration_s=0.2),
+        power=src,
+    )
     assert isinstance(m.power_trace, PowerTrace)
     s = summarize_power(m.power_trace, inferences=m.iterations, window_s=m.wall_s)
     assert s["mean_w"] == pytest.approx(8.0)

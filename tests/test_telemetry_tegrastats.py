@@ -32,8 +32,12 @@ def lines(name):
 def test_agx_orin_jp5_line():
     idle, busy = map(parse_tegrastats, lines("agx_orin_jp5.txt"))
     # NC channels and RAM/SWAP figures are not rails
-    assert idle.rails_mw == {"VDD_GPU_SOC": 2779, "VDD_CPU_CV": 463, "VIN_SYS_5V0": 3327,
-                             "VDDQ_VDD2_1V8AO": 404}
+    assert idle.rails_mw == {
+        "VDD_GPU_SOC": 2779,
+        "VDD_CPU_CV": 463,
+        "VIN_SYS_5V0": 3327,
+        "VDDQ_VDD2_1V8AO": 404,
+    }
     assert idle.temperatures_c["CPU"] == 42.375 and "CV0" not in idle.temperatures_c
     assert (idle.gpu_load_pct, idle.gpu_freq_mhz) == (0, 305)
     assert (idle.emc_load_pct, idle.emc_freq_mhz) == (0, 2133)
@@ -69,8 +73,9 @@ def fake_tegrastats(tmp_path, monkeypatch):
     def make(lines_file: Path, *, where: Path | None = None, exit_after: int = 0) -> Path:
         exe = (where or tmp_path / "bin") / "tegrastats"
         exe.parent.mkdir(parents=True, exist_ok=True)
-        exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / "fake_tegrastats.py"}" '
-                       '"$@"\n')
+        exe.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / "fake_tegrastats.py"}" "$@"\n'
+        )
         exe.chmod(0o755)
         monkeypatch.setenv("FAKE_TEGRASTATS_FILE", str(lines_file))
         monkeypatch.setenv("FAKE_TEGRASTATS_EXIT_AFTER", str(exit_after))
@@ -128,8 +133,9 @@ def test_auto_falls_back_to_tegrastats_when_sysfs_has_no_rails(tmp_path, fake_te
     board = FakeBoard(tmp_path, "orin-nano-8gb")
     shutil.rmtree(board.path("/sys/bus/i2c"))
     fake_tegrastats(LINES / "orin_nano_jp6.txt", where=board.path("/usr/bin"))
-    src, note = open_power_source("auto", root=str(tmp_path), period_s=0.02,
-                                  jtop_socket=str(tmp_path / "none.sock"))
+    src, note = open_power_source(
+        "auto", root=str(tmp_path), period_s=0.02, jtop_socket=str(tmp_path / "none.sock")
+    )
     assert src is not None and src.name == "tegrastats"
     assert "sysfs: " in note and "jtop: " in note
     src.start()

@@ -1,4 +1,8 @@
-"""``orinbench build MODEL.onnx``: a TensorRT engine, its sidecar and its build log."""
+"""``orinbench build MODEL.onnx``: a TensorRT engine, its sidecar and its build log.
+
+``--repeat N`` builds N times with a shared timing cache and N times without one, benchmarks each
+engine and keeps the fastest (:func:`orinbench.backends.tensorrt.repeat.build_repeated`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..backends.tensorrt.build import PRECISIONS
+from ..backends.tensorrt.build import PRECISIONS, BuildOptions
+from ..backends.tensorrt.repeat import DEFAULT_ITERATIONS, DEFAULT_WARMUP_S
+from ..errors import UsageError
 from ._progress import Progress
 
 
@@ -116,6 +122,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="TensorRT 10: build strongly typed (FP16 via an FP16 ONNX, INT8 via Q/DQ), "
         "as TensorRT 11 always does",
     )
+    rep = p.add_argument_group(
+        "repeated builds",
+        "TensorRT times kernels while it builds, so identical builds can differ in speed. "
+        "--repeat N builds N times sharing one timing cache and N times without one, "
+        "benchmarks every engine with the same protocol, prints the spread of the median and "
+        "P99 across builds and the builds that differ by more than the run-to-run noise, and "
+        "keeps the fastest engine at --out (its sidecar says so).",
+    )
+    rep.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="build N times per timing-cache mode (shared, none) and keep the fastest",
+    )
+    per = rep.add_mutually_exclusive_group()
+    per.add_argument(
+        "--repeat-iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"iterations measured per engine (default {DEFAULT_ITERATIONS})",
+    )
+    per.add_argument(
+        "--repeat-duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="measure each engine for this long instead of a count of iterations",
+    )
+    rep.add_argument(
+        "--repeat-warmup",
+        type=float,
+        default=DEFAULT_WARMUP_S,
+        metavar="SECONDS",
+        help=f"warm-up before each engine's measurement (default {DEFAULT_WARMUP_S:g} s)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     p.add_argument("--verbose", action="store_true", help="TensorRT's verbose messages in the log")
     p.add_argument("--json", action="store_true", help="print the sidecar JSON")
@@ -124,8 +167,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backends.tensorrt import BuildOptions, OnnxParseError, build_engine, parse_shapes
+    from ..backends.tensorrt import OnnxParseError, build_engine, parse_shapes
 
+    if args.repeat is None and (
+        args.repeat_iterations is not None or args.repeat_duration is not None
+    ):
+        raise UsageError(
+            "--repeat-iterations/--repeat-duration only apply with --repeat",
+            fix="add --repeat N, or drop them",
+        )
+    if args.repeat is not None:
+        from ..decide.repeat import check_repeat
+
+        check_repeat(args.repeat)  # before anything is parsed, built or written
     options = BuildOptions(
         precision=args.precision,
         workspace_mib=args.workspace,
@@ -143,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         verbose_log=args.verbose,
     )
     chatty = not (args.quiet or args.json)
+    if args.repeat is not None:
+        return _run_repeat(args, options, chatty=chatty)
     bar = Progress("build", enabled=chatty)
 
     def on_warning(text: str) -> None:
@@ -184,4 +240,80 @@ def run(args: argparse.Namespace) -> int:
         print(f"layers: {layers.get('count')} ({mix})")
     print(f"sidecar: {report.sidecar_path}")
     print(f"log:     {report.log_path}")
+    return 0
+
+
+def _run_repeat(args: argparse.Namespace, options: BuildOptions, *, chatty: bool) -> int:
+    from ..backends.tensorrt.repeat import build_repeated
+    from ..bench.harness import StopRule, Warmup
+
+    warmup = Warmup(seconds=args.repeat_warmup)
+    if args.repeat_duration is not None:
+        stop = StopRule(duration_s=args.repeat_duration)
+    else:
+        iterations = args.repeat_iterations
+        stop = StopRule(iterations=DEFAULT_ITERATIONS if iterations is None else iterations)
+    bars: list[Progress] = []
+
+    def on_step(text: str) -> None:
+        for bar in bars:
+            bar.close()
+        bars.clear()
+        if chatty:
+            print(f"repeat: {text}", file=sys.stderr)
+        bars.append(Progress("build" if text.startswith("build") else "bench", enabled=chatty))
+
+    def on_build_progress(progress: object) -> None:
+        if bars:
+            bars[-1].build(progress)
+
+    def on_bench_progress(done: int, fraction: float) -> None:
+        if bars:
+            bars[-1](done, fraction)
+
+    def on_warning(text: str) -> None:
+        if chatty:
+            for bar in bars:
+                bar.close()
+            print(f"warning: {text}", file=sys.stderr)
+
+    try:
+        out = build_repeated(
+            args.model,
+            args.out,
+            options,
+            n=args.repeat,
+            warmup=warmup,
+            stop=stop,
+            on_step=on_step,
+            on_build_progress=on_build_progress,
+            on_bench_progress=on_bench_progress,
+            on_warning=on_warning,
+        )
+    finally:
+        for bar in bars:
+            bar.close()
+    report = out.report
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "engine": str(out.engine_path),
+                    "repeat": report.to_dict(),
+                    "sidecar": out.sidecar,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    rule = f"{stop.iterations} iterations" if stop.iterations else f"{stop.duration_s:g} s"
+    print(
+        f"built {args.model} {len(report.builds)} times ({args.repeat} per timing-cache mode), "
+        f"each engine benchmarked for {rule} after {warmup.seconds:g} s of warm-up"
+    )
+    for sentence in report.sentences():
+        print(sentence)
+    if not report.flagged:
+        print("no build differs from its siblings by more than the run-to-run noise")
+    print(f"sidecar: {out.engine_path}.json")
     return 0

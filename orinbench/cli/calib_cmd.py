@@ -7,9 +7,13 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ExitCode, UsageError
 from .calibrate_cmd import add_data_args, data_source
+
+if TYPE_CHECKING:
+    from ..backends.tensorrt.cache_usage import CacheMatch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="header, calibrator, TensorRT version, scale range",
         description="Show what a calibration cache holds. Reading checks the "
         "header; warns when the cache comes from another TensorRT release "
-        "(the installed one, or --trt-version) or lacks tensors of --model.",
+        "(the installed one, or --trt-version) or lacks tensors of --model. "
+        "--against MODEL.onnx lists the names that differ between the cache and the network "
+        "(why TensorRT would leave layers out of INT8).",
     )
     i.add_argument("cache", type=Path, help="calibration cache")
     i.add_argument(
@@ -34,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="MODEL.onnx",
         help="check that the cache covers this network's tensors",
+    )
+    i.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        metavar="MODEL.onnx",
+        help="match the cache's tensor names with this network's: list cache tensors with no "
+        "match in the network and network tensors without a scale",
     )
     i.add_argument(
         "--trt-version",
@@ -137,10 +151,19 @@ def run_inspect(args: argparse.Namespace) -> int:
         cache, trt_version=version, network_tensors=tensors, source=str(args.cache)
     )
     summary = cache.summary()
+    match = None
+    if args.against is not None:
+        from ..backends.tensorrt.cache_usage import inspect_against
+
+        match = inspect_against(args.cache, args.against)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"path": str(args.cache), **summary, "warnings": warnings}, indent=2))
+        data = {"path": str(args.cache), **summary, "warnings": warnings}
+        if match is not None:
+            data["against_model"] = str(args.against)
+            data["against"] = match.to_dict()
+        print(json.dumps(data, indent=2))
         return 0
     cls = CALIBRATOR_CLASSES.get(cache.calibrator)
     rng = summary["scale"]
@@ -162,8 +185,33 @@ def run_inspect(args: argparse.Namespace) -> int:
         )
     if summary["zero_scales"]:
         lines.append(f"zero scales  {summary['zero_scales']}")
+    if match is not None:
+        lines += _against_lines(args.against, match)
     print("\n".join(lines))
     return 0
+
+
+def _names(names: tuple[str, ...], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return f" ({shown}{', ...' if len(names) > limit else ''})" if names else ""
+
+
+def _against_lines(model: Path, match: CacheMatch) -> list[str]:
+    """``--against``: how the cache's tensor names meet the network's."""
+    lines = [
+        f"against      {model}: {len(match.matched)} of {len(match.network_tensors)} network "
+        "tensors have a usable scale",
+        f"cache only   {len(match.cache_only)} cache tensors with no match in the network"
+        + _names(match.cache_only),
+        f"no scale     {len(match.network_only)} network tensors the cache has no scale for"
+        + _names(match.network_only),
+    ]
+    if match.unusable:
+        lines.append(
+            f"unusable     {len(match.unusable)} network tensors with a zero, negative or "
+            "non-finite scale" + _names(match.unusable)
+        )
+    return lines
 
 
 def _pct(x: float | None) -> str:

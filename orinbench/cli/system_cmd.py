@@ -25,12 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "debugfs is readable), whose power mode is known (and is --expect-power-mode when given), "
         "and which is not at a thermal throttling trip point. Exit 0 when ready, 4 when not.",
     )
-    c.add_argument("--expect-power-mode", metavar="NAME", default=None,
-                   help="the nvpmodel mode required, by name (e.g. MAXN, 15W) or by id")
+    c.add_argument(
+        "--expect-power-mode",
+        metavar="NAME",
+        default=None,
+        help="the nvpmodel mode required, by name (e.g. MAXN, 15W) or by id",
+    )
     c.add_argument("--json", action="store_true", help="print the state as JSON")
-    c.add_argument("--root", default="/", metavar="PATH",
-                   help="read sysfs, the device tree and /etc under PATH instead of / "
-                   "(a mounted image, or a test tree)")
+    c.add_argument(
+        "--root",
+        default="/",
+        metavar="PATH",
+        help="read sysfs, the device tree and /etc under PATH instead of / "
+        "(a mounted image, or a test tree)",
+    )
     c.set_defaults(handler=run_check)
     p.set_defaults(handler=_needs_subcommand, _system_parser=p)
 
@@ -60,8 +68,9 @@ def format_check(check: Any) -> str:
         mode += f" (id {check.power_mode_id})"
     if check.expected_power_mode:
         mode += f", expected {check.expected_power_mode}"
-    clocks = ", ".join(f"{k.removesuffix('_locked').upper()} {_fmt(v)}"
-                       for k, v in check.clocks.items())
+    clocks = ", ".join(
+        f"{k.removesuffix('_locked').upper()} {_fmt(v)}" for k, v in check.clocks.items()
+    )
     temps = ", ".join(f"{k} {v:g} °C" for k, v in sorted(check.temperatures_c.items()))
     lines = [
         f"device         {module}" if check.is_jetson else "device         not a Jetson",

@@ -28,7 +28,7 @@ from ..bench.harness import PowerWindow, StopRule, Warmup
 from ..bench.run import BACKENDS, PowerSummarizer, bench_model
 from ..calib.dataset import open_dataset
 from ..calib.specs import io_specs
-from ..errors import CalibrationError, ModelError, UsageError
+from ..errors import ModelError, UsageError
 from ..gate.targets import Targets
 from ..model.load import load_model
 from ..results.schema import HOST_LATENCY, Result
@@ -139,7 +139,11 @@ def _check_inputs(
 
 
 def _precheck_cache(src: Path, model: Any, cache_path: Path, trt: Any) -> None:
-    """The static part of the cache check (release, names), before anything is built."""
+    """The static part of the cache check (release, names), before any variant is built.
+
+    build_engine makes the same check, but only when it reaches the INT8 variant; decide runs it
+    first so that a foreign cache is refused before minutes of FP32/FP16 builds and benchmarks.
+    """
     from ..backends.tensorrt.cache_usage import check_cache_usage, require_cache_applied
     from ..calib.cache import network_activation_tensors, read_cache
 
@@ -483,9 +487,8 @@ def _make_and_bench_engines(
         v = Variant(name, "tensorrt", engine, dla_core=dla_core)
         if repeat == 1:
             step(f"build {v.label}")
+            # build_engine itself refuses an INT8 engine whose cache TensorRT did not apply
             report = build_engine(src, engine, opts, cuda=cuda)
-            if int8 and calib_cache is not None:
-                _verify_cache(engine, calib_cache, src)
             made.append(replace(v, build=dict(report.sidecar)))
             step(f"benchmark {v.label}")
             results[name] = bench(engine, v)
@@ -499,8 +502,6 @@ def _make_and_bench_engines(
                 force=True,
                 cuda=cuda,
             )
-            if int8 and calib_cache is not None:
-                _verify_cache(req.engine_path, calib_cache, src)
             return rep.engine_path
 
         def bench_one(path: Path, v: Variant = v) -> Result:
@@ -524,18 +525,3 @@ def _relocated(result: Result, engine: Path) -> Result:
 
     config = replace(result.config, extra={**dict(result.config.extra), **describe_engine(engine)})
     return result.with_(model=replace(result.model, path=str(engine)), config=config)
-
-
-def _verify_cache(engine: Path, cache: Path, src: Path) -> None:
-    """After an INT8 build with a cache: fail (and drop the engine) when the cache was ignored."""
-    from ..backends.tensorrt.cache_usage import verify_engine_cache
-    from ..backends.tensorrt.sidecar import sidecar_path
-
-    try:
-        verify_engine_cache(engine, cache_path=cache, onnx_path=src)
-    except CalibrationError:
-        # an engine built on default ranges must not be reused by the sidecar check next time
-        for p in (engine, sidecar_path(engine)):
-            if p.exists():
-                p.unlink()
-        raise

@@ -74,8 +74,9 @@ class PeriodicSampler(Generic[T]):
         self._stop_event = threading.Event()
         self.t0 = time.monotonic()
         self._take()
-        self._thread = threading.Thread(target=self._loop, name=f"orinbench-{self.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"orinbench-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def stop(self, *, final_read: bool = True) -> list[tuple[float, T]]:

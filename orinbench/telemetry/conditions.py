@@ -122,8 +122,9 @@ class _SysfsReader:
             elif item.startswith("cooling_device"):
                 ctype = read_text(path / "type") or item
                 if "fan" not in ctype.lower():  # a spinning fan cools; it does not throttle
-                    self.cooling.append((f"{ctype}#{item.removeprefix('cooling_device')}",
-                                         path / "cur_state"))
+                    self.cooling.append(
+                        (f"{ctype}#{item.removeprefix('cooling_device')}", path / "cur_state")
+                    )
         hwmon = under(root, "/sys/class/hwmon")
         self.oc_files = [
             hwmon / d / f
@@ -304,9 +305,14 @@ class ConditionsMonitor:
         t0 = sampler.t0
         samples = tuple(
             ConditionsSample(
-                t_s=t - t0, gpu_freq_mhz=s.gpu_freq_mhz, gpu_max_freq_mhz=s.gpu_max_freq_mhz,
-                emc_freq_mhz=s.emc_freq_mhz, temperatures_c=s.temperatures_c,
-                oc_events=s.oc_events, cooling=s.cooling, throttle_reasons=s.throttle_reasons,
+                t_s=t - t0,
+                gpu_freq_mhz=s.gpu_freq_mhz,
+                gpu_max_freq_mhz=s.gpu_max_freq_mhz,
+                emc_freq_mhz=s.emc_freq_mhz,
+                temperatures_c=s.temperatures_c,
+                oc_events=s.oc_events,
+                cooling=s.cooling,
+                throttle_reasons=s.throttle_reasons,
             )
             for t, s in readings
         )
@@ -333,19 +339,23 @@ def conditions_warnings(
     changes = [
         msg
         for msg in (
-            _clock_change("GPU", [x.gpu_freq_mhz for x in s if x.gpu_freq_mhz is not None],
-                          clock_rel_tol),
-            _clock_change("EMC", [x.emc_freq_mhz for x in s if x.emc_freq_mhz is not None],
-                          clock_rel_tol),
+            _clock_change(
+                "GPU", [x.gpu_freq_mhz for x in s if x.gpu_freq_mhz is not None], clock_rel_tol
+            ),
+            _clock_change(
+                "EMC", [x.emc_freq_mhz for x in s if x.emc_freq_mhz is not None], clock_rel_tol
+            ),
         )
         if msg
     ]
     if changes:
-        out.append(QualityWarning(
-            "clock-change",
-            "; ".join(changes) + " during the run: latencies are not comparable "
-            "(lock the clocks with 'sudo jetson_clocks')",
-        ))
+        out.append(
+            QualityWarning(
+                "clock-change",
+                "; ".join(changes) + " during the run: latencies are not comparable "
+                "(lock the clocks with 'sudo jetson_clocks')",
+            )
+        )
 
     signs: list[str] = []
     oc = [x.oc_events for x in s if x.oc_events is not None]
@@ -370,10 +380,14 @@ def conditions_warnings(
     if reasons:
         signs.append(f"GPU clock held down by {', '.join(reasons)}")
     if signs:
-        out.append(QualityWarning(
-            "throttling", "throttling during the run: " + "; ".join(signs)
-            + " (improve cooling, or measure at a lower power mode)",
-        ))
+        out.append(
+            QualityWarning(
+                "throttling",
+                "throttling during the run: "
+                + "; ".join(signs)
+                + " (improve cooling, or measure at a lower power mode)",
+            )
+        )
     return out
 
 
@@ -457,23 +471,30 @@ def system_check(
             unlocked = [k.removesuffix("_locked").upper() for k, v in clocks.items() if v is False]
             detail = ""
             if clocks.get("gpu_locked") is False:
-                detail = (f" (GPU min {fp['gpu_min_freq_mhz']:g} MHz < max "
-                          f"{fp['gpu_max_freq_mhz']:g} MHz)")
+                detail = (
+                    f" (GPU min {fp['gpu_min_freq_mhz']:g} MHz < max "
+                    f"{fp['gpu_max_freq_mhz']:g} MHz)"
+                )
             reasons.append(f"clocks not locked: {', '.join(unlocked)}{detail}")
             fixes.append("sudo jetson_clocks")
         if fp["power_mode"] is None and fp["power_mode_id"] is None:
             reasons.append("power mode unknown (nvpmodel not found, no /var/lib/nvpmodel/status)")
             fixes.append("install nvpmodel (Jetson Linux) and set a mode: sudo nvpmodel -m ID")
-        elif expect_power_mode and not _mode_matches(expect_power_mode, fp["power_mode"],
-                                                     fp["power_mode_id"]):
+        elif expect_power_mode and not _mode_matches(
+            expect_power_mode, fp["power_mode"], fp["power_mode_id"]
+        ):
             reasons.append(
                 f"power mode is {fp['power_mode']} (id {fp['power_mode_id']}), expected "
                 f"{expect_power_mode}"
             )
-            ids = [i for i, n in nvpmodel_modes(root).items()
-                   if _mode_matches(expect_power_mode, n, i)]
-            fixes.append(f"sudo nvpmodel -m {ids[0]}" if ids else
-                         f"set the power mode {expect_power_mode} with sudo nvpmodel -m ID")
+            ids = [
+                i for i, n in nvpmodel_modes(root).items() if _mode_matches(expect_power_mode, n, i)
+            ]
+            fixes.append(
+                f"sudo nvpmodel -m {ids[0]}"
+                if ids
+                else f"set the power mode {expect_power_mode} with sudo nvpmodel -m ID"
+            )
         trips = _SysfsReader(root).trips
         for zone, temp in sorted(fp["temperatures_c"].items()):
             trip = trips.get(zone)

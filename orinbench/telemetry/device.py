@@ -189,8 +189,9 @@ def _metadata_version(*dists: str) -> str | None:
     return None
 
 
-def tensorrt_version(root: str | os.PathLike[str] = "/", *,
-                     packages: dict[str, str] | None = None) -> str | None:
+def tensorrt_version(
+    root: str | os.PathLike[str] = "/", *, packages: dict[str, str] | None = None
+) -> str | None:
     """TensorRT version without importing tensorrt (unless it is already imported)."""
     real = is_real_root(root)
     if real:
@@ -204,14 +205,17 @@ def tensorrt_version(root: str | os.PathLike[str] = "/", *,
     for name in ("tensorrt", "libnvinfer10", "libnvinfer8", "libnvinfer7"):
         if name in pkgs:
             return _upstream(pkgs[name])
-    headers = [under(root, f"/usr/include/{d}NvInferVersion.h")
-               for d in ("aarch64-linux-gnu/", "x86_64-linux-gnu/", "")]
+    headers = [
+        under(root, f"/usr/include/{d}NvInferVersion.h")
+        for d in ("aarch64-linux-gnu/", "x86_64-linux-gnu/", "")
+    ]
     headers.append(under(root, "/usr/local/tensorrt/include/NvInferVersion.h"))
     return _header_version(headers, "NV_TENSORRT_", ("MAJOR", "MINOR", "PATCH", "BUILD"))
 
 
-def cuda_version(root: str | os.PathLike[str] = "/", *,
-                 packages: dict[str, str] | None = None) -> str | None:
+def cuda_version(
+    root: str | os.PathLike[str] = "/", *, packages: dict[str, str] | None = None
+) -> str | None:
     """The CUDA toolkit version from /usr/local/cuda/version.json (.txt) or the cudart package."""
     text = read_text(under(root, "/usr/local/cuda/version.json"))
     if text:
@@ -234,8 +238,9 @@ def cuda_version(root: str | os.PathLike[str] = "/", *,
     return cudart[-1] if cudart else None
 
 
-def cudnn_version(root: str | os.PathLike[str] = "/", *,
-                  packages: dict[str, str] | None = None) -> str | None:
+def cudnn_version(
+    root: str | os.PathLike[str] = "/", *, packages: dict[str, str] | None = None
+) -> str | None:
     """The cuDNN version from its Debian package or its version header."""
     pkgs = packages if packages is not None else dpkg_versions(root)
     found = sorted(
@@ -245,8 +250,12 @@ def cudnn_version(root: str | os.PathLike[str] = "/", *,
     if found:
         return found[-1]
     headers: list[Path] = []
-    for d in ("/usr/include", "/usr/include/aarch64-linux-gnu", "/usr/include/x86_64-linux-gnu",
-              "/usr/local/cuda/include"):
+    for d in (
+        "/usr/include",
+        "/usr/include/aarch64-linux-gnu",
+        "/usr/include/x86_64-linux-gnu",
+        "/usr/local/cuda/include",
+    ):
         base = under(root, d)
         headers += [
             base / n for n in list_dir(base) if re.fullmatch(r"cudnn_version(_v\d+)?\.h", n)
@@ -271,9 +280,14 @@ def read_power_mode(root: str | os.PathLike[str] = "/") -> tuple[str | None, int
         exe = shutil.which("nvpmodel")
         if exe:
             try:
-                out = subprocess.run([exe, "-q"], capture_output=True, text=True,
-                                     timeout=_CMD_TIMEOUT_S, check=False,
-                                     stdin=subprocess.DEVNULL).stdout
+                out = subprocess.run(
+                    [exe, "-q"],
+                    capture_output=True,
+                    text=True,
+                    timeout=_CMD_TIMEOUT_S,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                ).stdout
             except (OSError, subprocess.TimeoutExpired):
                 out = ""
             m = re.search(r"NV Power Mode:\s*(\S+)\s*\n\s*(\d+)", out)
@@ -439,6 +453,7 @@ def nvml_facts(index: int = 0) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     try:
+
         def text(v: Any) -> str:
             return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -450,8 +465,10 @@ def nvml_facts(index: int = 0) -> dict[str, Any]:
             out["gpu"] = text(nv.nvmlDeviceGetName(h))
             for key, call in (
                 ("gpu_freq_mhz", lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_GRAPHICS)),
-                ("gpu_max_freq_mhz",
-                 lambda: nv.nvmlDeviceGetMaxClockInfo(h, nv.NVML_CLOCK_GRAPHICS)),
+                (
+                    "gpu_max_freq_mhz",
+                    lambda: nv.nvmlDeviceGetMaxClockInfo(h, nv.NVML_CLOCK_GRAPHICS),
+                ),
                 ("emc_freq_mhz", lambda: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM)),
                 ("temperature_c", lambda: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)),
             ):

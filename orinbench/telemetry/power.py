@@ -191,14 +191,19 @@ class PollingPowerSource(PowerSource):
     def _failed(self, what: str, exc: BaseException) -> PowerSourceError:
         if isinstance(exc, PowerSourceError):
             return exc
-        return PowerSourceError(what, why=str(exc) or type(exc).__name__,
-                                fix="check the sensor, or choose another --power source")
+        return PowerSourceError(
+            what,
+            why=str(exc) or type(exc).__name__,
+            fix="check the sensor, or choose another --power source",
+        )
 
     # -- sampling ------------------------------------------------------------------------------
     def start(self) -> None:
         if self._sampler is not None:
-            raise PowerSourceError(f"{self.name} power source is already started",
-                                   fix="call stop() before starting it again")
+            raise PowerSourceError(
+                f"{self.name} power source is already started",
+                fix="call stop() before starting it again",
+            )
         self._open()
         sampler = PeriodicSampler(self.read, period_s=self.period_s, name=f"power-{self.name}")
         try:
@@ -206,15 +211,17 @@ class PollingPowerSource(PowerSource):
             sampler.start()
         except Exception as exc:
             self._release()
-            raise self._failed(f"{self.name} power source failed on its first reading",
-                               exc) from exc
+            raise self._failed(
+                f"{self.name} power source failed on its first reading", exc
+            ) from exc
         self._sampler = sampler
 
     def stop(self) -> PowerTrace:
         sampler, self._sampler = self._sampler, None
         if sampler is None:
-            raise PowerSourceError(f"{self.name} power source was not started",
-                                   fix="call start() first")
+            raise PowerSourceError(
+                f"{self.name} power source was not started", fix="call start() first"
+            )
         try:
             readings = sampler.stop()
             counter1 = self._energy_counter_j()
@@ -223,8 +230,7 @@ class PollingPowerSource(PowerSource):
                 f"{self.name} power sampling stopped {exc.at_s:.2f} s into the window", exc.cause
             ) from exc.cause
         except Exception as exc:
-            raise self._failed(f"{self.name} power source failed on its last reading",
-                               exc) from exc
+            raise self._failed(f"{self.name} power source failed on its last reading", exc) from exc
         finally:
             self._release()
         t0 = sampler.t0
@@ -331,8 +337,9 @@ def summarize_power(
     and the power and energy above idle. See the module docstring for how the edges are handled.
     """
     if not window_s > 0:
-        raise UsageError(f"power window must be > 0 s, not {window_s}",
-                         fix="measure for a positive duration")
+        raise UsageError(
+            f"power window must be > 0 s, not {window_s}", fix="measure for a positive duration"
+        )
     if inferences < 0:
         raise UsageError(f"inference count must be >= 0, not {inferences}")
     t, w = _series(trace, None)
@@ -349,8 +356,11 @@ def summarize_power(
     for name in names:
         rt, rw = _series(trace, name)
         st = _stats(rt, rw, window_s)
-        rails[name] = {"mean_w": _r(st["mean_w"]), "p95_w": _r(st["p95_w"]),
-                       "peak_w": _r(st["peak_w"])}
+        rails[name] = {
+            "mean_w": _r(st["mean_w"]),
+            "p95_w": _r(st["p95_w"]),
+            "peak_w": _r(st["peak_w"]),
+        }
     energy_j = total["energy_j"]
     energy: dict[str, Any] = {
         "j": _r(energy_j, 6),
@@ -386,8 +396,9 @@ def summarize_power(
     out["trace"] = {
         "t_s": [_r(s.t_s, 5) for s in trace.samples],
         "total_w": [_r(s.total_w) for s in trace.samples],
-        "rails": {n: [_r(s.rails[n]) if n in s.rails else None for s in trace.samples]
-                  for n in names},
+        "rails": {
+            n: [_r(s.rails[n]) if n in s.rails else None for s in trace.samples] for n in names
+        },
     }
     return out
 
@@ -398,19 +409,25 @@ def power_warnings(summary: Mapping[str, Any]) -> list[QualityWarning]:
     n = int(summary.get("samples") or 0)
     window = float(summary.get("window_s") or 0.0)
     if n < MIN_WINDOW_SAMPLES:
-        out.append(QualityWarning(
-            "power-sampling",
-            f"only {n} power samples from {summary.get('source')} in the {window:.3g} s window: "
-            "mean power and energy per inference are rough; measure longer or sample faster",
-        ))
+        out.append(
+            QualityWarning(
+                "power-sampling",
+                f"only {n} power samples from {summary.get('source')} in the {window:.3g} s "
+                "window: mean power and energy per inference are rough; measure longer or sample "
+                "faster",
+            )
+        )
     achieved = summary.get("period_s")
     requested = summary.get("period_s_requested")
     if achieved and requested and achieved > SLOW_PERIOD_FACTOR * requested:
-        out.append(QualityWarning(
-            "power-sampling",
-            f"{summary.get('source')} sampled every {achieved:.3g} s although {requested:g} s "
-            "was requested (another client may have set the jtop interval, or the sensor is slow)",
-        ))
+        out.append(
+            QualityWarning(
+                "power-sampling",
+                f"{summary.get('source')} sampled every {achieved:.3g} s although {requested:g} s "
+                "was requested (another client may have set the jtop interval, or the sensor is "
+                "slow)",
+            )
+        )
     return out
 
 
@@ -426,5 +443,11 @@ def open_power_source(
     """Open the power source ``name`` (see :func:`orinbench.telemetry.select.open_power_source`)."""
     from .select import open_power_source as _open
 
-    return _open(name, period_s=period_s, root=root, jtop_socket=jtop_socket,
-                 tegrastats_bin=tegrastats_bin, nvml_index=nvml_index)
+    return _open(
+        name,
+        period_s=period_s,
+        root=root,
+        jtop_socket=jtop_socket,
+        tegrastats_bin=tegrastats_bin,
+        nvml_index=nvml_index,
+    )

@@ -40,7 +40,8 @@ def _open_one(
         ok, why = probe_jtop(socket_path=jtop_socket, period_s=period)
         if not ok:
             raise PowerSourceError(
-                "jtop power source is unavailable", why=why,
+                "jtop power source is unavailable",
+                why=why,
                 fix="install jetson-stats and start jtop.service (sudo systemctl restart "
                 "jtop.service), or choose --power sysfs",
             )
@@ -77,13 +78,21 @@ def open_power_source(
     """
     key = (name or "auto").strip().lower()
     if key not in POWER_SOURCES:
-        raise UsageError(f"unknown power source '{name}'",
-                         fix=f"choose one of {', '.join(POWER_SOURCES)}")
+        raise UsageError(
+            f"unknown power source '{name}'", fix=f"choose one of {', '.join(POWER_SOURCES)}"
+        )
     if period_s is not None and not period_s > 0:
-        raise UsageError(f"power sample period must be > 0 seconds, not {period_s}",
-                         fix="pass e.g. --power-period 0.05")
-    opts = {"period_s": period_s, "root": root, "jtop_socket": jtop_socket,
-            "tegrastats_bin": tegrastats_bin, "nvml_index": nvml_index}
+        raise UsageError(
+            f"power sample period must be > 0 seconds, not {period_s}",
+            fix="pass e.g. --power-period 0.05",
+        )
+    opts = {
+        "period_s": period_s,
+        "root": root,
+        "jtop_socket": jtop_socket,
+        "tegrastats_bin": tegrastats_bin,
+        "nvml_index": nvml_index,
+    }
     if key == "none":
         return None, "none (power not measured: --power none)"
     if key != "auto":

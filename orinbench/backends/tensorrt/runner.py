@@ -44,6 +44,7 @@ import numpy as np
 from ... import _lazy
 from ...errors import BackendError, ShapeError, UsageError
 from ...results.schema import TensorSpec
+from ..base import check_feed
 from . import compat
 from .cuda import CudaApi, DeviceInfo, EventTimer, default_layer
 from .engine import deserialize, engine_io, profile_shapes
@@ -302,25 +303,11 @@ class TensorRTRunner:
         return True
 
     def _check_feed(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = {s.name for s in self._inputs}
-        unknown = sorted(set(feed) - names)
-        missing = sorted(names - set(feed))
-        if unknown or missing:
-            raise ShapeError(
-                "the inputs do not match the engine",
-                why=(f"unknown {unknown} " if unknown else "")
-                + (f"missing {missing}" if missing else ""),
-                fix=f"provide exactly the engine's inputs {sorted(names)}",
-            )
+        arrays = check_feed(self._inputs, feed, what="engine")
         ranges = self.profile_shapes()
         out: dict[str, np.ndarray] = {}
         for spec in self._inputs:
-            arr = np.ascontiguousarray(feed[spec.name])
-            if str(arr.dtype) != spec.dtype:
-                raise ShapeError(
-                    f"input '{spec.name}' has dtype {arr.dtype}, the engine expects {spec.dtype}",
-                    fix="convert the data or regenerate the .npz",
-                )
+            arr = arrays[spec.name]
             lo, _, hi = ranges[spec.name]
             shape = tuple(int(d) for d in arr.shape)
             if len(shape) != len(lo) or not all(

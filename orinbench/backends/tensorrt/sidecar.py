@@ -9,12 +9,14 @@ Layout (``format_version`` 1)::
       "settings": {...every build setting, see BuildOptions.settings()...},
       "precision_path": "builder-flags" | "strongly-typed",
       "transform": null | {"kind": "fp16" | "qdq", "onnx_sha256": "..."},
-      "calibration": null | {"source": "cache" | "data" | "qdq-model", "sha256": "..."},
+      "calibration": null | {"source": "cache" | "data" | "qdq-model", "sha256": "...",
+                             "cache_usage": {"verdict": "applied", "matched": 96, ...} (cache)},
       "versions": {"tensorrt": "10.3.0", "cuda_driver": "12.6", "l4t": "36.4.0", "orinbench": ...},
       "gpu": null | {"name": "Orin", "compute_capability": "8.7", ...},
       "build": {"seconds": 41.2, "finished_utc": "...", "log": "bev.engine.log"},
       "io": {"inputs": [TensorSpec...], "outputs": [...]},
-      "layers": null | {"count": 210, "precision": {"FP16": 180, "FP32": 30}, "source": ...}
+      "layers": null | {"count": 210, "precision": {"FP16": 180, "FP32": 30}, "source": ...},
+      "repeat": {"kept": "fastest of 6 builds", ...}   (only for an engine kept by --repeat)
     }
 
 :func:`build_key` is the part that decides whether a build is "up to date": the ONNX content, the
