@@ -73,10 +73,11 @@ def test_quantize_accuracy_and_gate_on_the_sample_model(
     run_cli: Cli, sample: Path, tmp_path: Path
 ) -> None:
     qdq = tmp_path / "sample.qdq.onnx"
-    code, stdout, _ = run_cli("quantize", str(sample), "--data", str(CALIB), "--out", str(qdq),
-                              "--exclude", "heads.*", "--max-samples", "8")  # fmt: skip
+    code, stdout, err = run_cli("quantize", str(sample), "--data", str(CALIB), "--out", str(qdq),
+                                "--exclude", "heads.*", "--max-samples", "8")  # fmt: skip
     assert code == 0, stdout
     assert "(entropy, 8 samples from" in stdout
+    assert "calibrate: 100% 8 samples" in err  # progress, as plain lines when not a TTY
     s = summarize_qdq(qdq)
     assert s.float_nodes and all(n.startswith("heads.") for n in s.float_nodes)
     assert not any(n.startswith("heads.") for n in s.quantized)

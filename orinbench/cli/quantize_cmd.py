@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..precision.qdq import DEFAULT_OP_TYPES, DEFAULT_PERCENTILE, METHODS
+from ._progress import Progress
 from .calibrate_cmd import add_data_args, data_source
 
 
@@ -80,18 +81,23 @@ def run(args: argparse.Namespace) -> int:
 
     excludes = split_excludes(load_model(args.model, load_external_data=False), args.exclude)
     op_types = op_types_arg(args.op_types)
-    result = run_quantize(
-        args.model,
-        data=data_source(args),
-        out_path=args.out,
-        max_samples=args.max_samples,
-        op_types=op_types,
-        method=args.method,
-        percentile=args.percentile,
-        per_channel=not args.per_tensor,
-        exclude_nodes=excludes.nodes,
-        exclude_op_types=excludes.op_types,
-    )
+    progress = Progress("calibrate", enabled=not args.json)
+    try:
+        result = run_quantize(
+            args.model,
+            data=data_source(args),
+            out_path=args.out,
+            max_samples=args.max_samples,
+            op_types=op_types,
+            method=args.method,
+            percentile=args.percentile,
+            per_channel=not args.per_tensor,
+            exclude_nodes=excludes.nodes,
+            exclude_op_types=excludes.op_types,
+            on_progress=lambda done, frac: progress.step(frac, f"{done} samples"),
+        )
+    finally:
+        progress.close()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

@@ -28,7 +28,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,8 +217,11 @@ def calibrate_ranges(
     op_types: Sequence[str] = DEFAULT_OP_TYPES,
     percentile: float = DEFAULT_PERCENTILE,
     max_samples: int | None = None,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> Any:
     """Calibrate the inputs of the ``op_types`` nodes; returns ONNX Runtime's ``TensorsData``.
+
+    ``on_progress(samples done, fraction)`` is called after each chunk of samples.
 
     ``minmax`` uses ONNX Runtime's min/max calibrator. ``percentile`` and ``entropy`` collect a
     histogram of |x| per tensor (:data:`ENTROPY_BINS` bins, ONNX Runtime's histogram collector);
@@ -246,14 +249,24 @@ def calibrate_ranges(
                     calibrate_method=ort_method,
                     extra_options=extra,
                 )
+                total = dataset.count if max_samples is None else min(dataset.count, max_samples)
+                done = 0
+
+                def collect(chunk: list[dict[str, Any]]) -> None:
+                    nonlocal done
+                    calibrator.collect_data(_reader(chunk, len(chunk)))
+                    done += len(chunk)
+                    if on_progress is not None:
+                        on_progress(done, done / max(total, 1))
+
                 chunk: list[dict[str, Any]] = []
                 for feed in dataset.feeds(max_samples):
                     chunk.append(feed)
                     if len(chunk) == CALIBRATION_CHUNK:
-                        calibrator.collect_data(_reader(chunk, len(chunk)))
+                        collect(chunk)
                         chunk = []
                 if chunk:
-                    calibrator.collect_data(_reader(chunk, len(chunk)))
+                    collect(chunk)
                 if method != "entropy":
                     return calibrator.compute_data()
                 histograms = calibrator.collector.histogram_dict
@@ -289,6 +302,7 @@ def quantize_qdq(
     percentile: float = DEFAULT_PERCENTILE,
     preprocess_model: bool = True,
     tensor_ranges: Any = None,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> Path:
     """Write an explicitly quantized (Q/DQ, INT8) copy of ``model_path`` to ``out_path``.
 
@@ -351,6 +365,7 @@ def quantize_qdq(
                     op_types=op_types,
                     percentile=percentile,
                     max_samples=max_samples,
+                    on_progress=on_progress,
                 )
             cache = Path(tmp) / "ranges.json"
             qz.save_tensors_data(ranges, cache)
