@@ -193,3 +193,41 @@ def test_duplicate_or_missing_rows_are_refused() -> None:
         decide([])
     with pytest.raises(ValueError):
         decide([row("fp16", 1.0), row("fp16", 2.0)])
+
+
+def test_a_p99_within_noise_is_a_tie_won_by_the_lower_loss() -> None:
+    # FP16's P99 point estimate is lower, but the intervals overlap: no real speed-up
+    rows = [
+        row("fp32", 3.97, p99_ci=(3.2, 4.6), accuracy_loss_pct=0.0),
+        row("fp16", 3.41, p99_ci=(3.0, 4.0), accuracy_loss_pct=0.11),
+    ]
+    d = decide(rows)
+    assert d.chosen == "fp32"
+    assert "within the measurement noise" in d.reasons["fp16"]
+    assert "FP16's lower P99" in d.summary
+
+
+def test_a_slower_p99_within_noise_is_not_called_slower() -> None:
+    rows = [
+        row("fp32", 3.0, p99_ci=(2.5, 3.9), accuracy_loss_pct=0.0),
+        row("fp16", 3.6, p99_ci=(3.1, 4.2), accuracy_loss_pct=0.11),
+    ]
+    d = decide(rows)
+    assert d.chosen == "fp32"
+    assert "higher" not in d.reasons["fp16"]
+    assert "within the measurement noise" in d.reasons["fp16"]
+
+
+def test_a_p99_beyond_noise_still_wins() -> None:
+    rows = [
+        row("fp32", 4.0, p99_ci=(3.8, 4.2), accuracy_loss_pct=0.0),
+        row("fp16", 2.0, p99_ci=(1.9, 2.1), accuracy_loss_pct=0.11),
+    ]
+    d = decide(rows)
+    assert d.chosen == "fp16"
+    assert "P99 is 100 % higher" in d.reasons["fp32"]
+
+
+def test_without_intervals_the_point_estimate_ranks() -> None:
+    rows = [row("fp32", 3.97, accuracy_loss_pct=0.0), row("fp16", 3.41, accuracy_loss_pct=0.11)]
+    assert decide(rows).chosen == "fp16"

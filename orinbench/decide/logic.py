@@ -11,7 +11,11 @@ Rule (docs/decide.md):
 2. Among the eligible variants the one with the **least energy per inference**
    (``energy.mj_per_inference``) is chosen when every eligible variant has it; when power was
    not measured for some of them, the one with the **lowest P99 latency**. Ties go to the lower
-   accuracy loss, then to the lower P50.
+   accuracy loss, then to the lower P50. When ranking by latency, a P99 within the measurement
+   noise of the lowest one is a tie: two variants tie when the distribution-free 95 % confidence
+   intervals of their P99 overlap (both must have one; a run too short for a P99 interval is
+   ranked on the point estimate). So a lossy variant is not chosen for a speed-up that the
+   measurement cannot tell from noise.
 3. Every other variant gets a sentence saying why it lost: the targets it misses (with how much
    faster or more frugal it would have been), or how much more energy / latency it needs. Facts a
    user asks about are added: an INT8 variant no faster than FP16, DLA layers falling back to
@@ -69,6 +73,8 @@ class VariantRow:
     accuracy_failed: tuple[tuple[float, float], ...] = ()
     repeat: Mapping[str, Any] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: distribution-free 95 % CI of the P99 latency (ms), None when the run was too short
+    p99_ci: tuple[float, float] | None = None
 
     @property
     def eligible(self) -> bool:
@@ -164,6 +170,13 @@ def _pct_less(a: float, b: float) -> float:
     return 100.0 * (b - a) / b if b else 0.0
 
 
+def p99_indistinguishable(a: VariantRow, b: VariantRow) -> bool:
+    """True when both P99 confidence intervals exist and overlap: the difference is noise."""
+    if a.p99_ci is None or b.p99_ci is None:
+        return False
+    return a.p99_ci[0] <= b.p99_ci[1] and b.p99_ci[0] <= a.p99_ci[1]
+
+
 def _lose_sentence(r: VariantRow, c: VariantRow | None, ranked_by: str) -> str:
     if not r.eligible:
         if r.accuracy_failed and len(r.accuracy_failed) == len(r.failed_targets):
@@ -195,6 +208,15 @@ def _lose_sentence(r: VariantRow, c: VariantRow | None, ranked_by: str) -> str:
         return (
             f"{r.label} meets the targets but needs {more:.0f} % more energy per inference "
             f"than {c.label} ({r.energy_mj:.3g} vs {c.energy_mj:.3g} mJ)"
+        )
+    if ranked_by == RANK_LATENCY and p99_indistinguishable(r, c):
+        loss_r = r.accuracy_loss_pct if r.accuracy_loss_pct is not None else float("nan")
+        loss_c = c.accuracy_loss_pct if c.accuracy_loss_pct is not None else float("nan")
+        return (
+            f"{r.label} meets the targets and its P99 ({r.p99_ms:.3g} ms) is within the "
+            f"measurement noise of {c.label}'s ({c.p99_ms:.3g} ms; the 95 % intervals overlap), "
+            f"so the tie goes to {c.label}, which loses less accuracy ({loss_c:.2f} vs "
+            f"{loss_r:.2f} %) or has the lower P50"
         )
     more = 100.0 * (r.p99_ms - c.p99_ms) / c.p99_ms if c.p99_ms else 0.0
     return (
@@ -249,6 +271,10 @@ def decide(rows: Sequence[VariantRow]) -> Decision:
         return (primary, loss, r.p50_ms)
 
     chosen = min(eligible, key=key) if eligible else None
+    fastest = chosen
+    if chosen is not None and ranked_by == RANK_LATENCY:
+        tied = [r for r in eligible if r is chosen or p99_indistinguishable(r, chosen)]
+        chosen = min(tied, key=lambda r: key(r)[1:])
     reasons: dict[str, str] = {}
     for r in rows:
         if chosen is not None and r.name == chosen.name:
@@ -260,6 +286,12 @@ def decide(rows: Sequence[VariantRow]) -> Decision:
         summary = (
             f"{chosen.label} is chosen: it meets the targets with the least energy per inference "
             f"({chosen.energy_mj:.3g} mJ, P99 {chosen.p99_ms:.3g} ms)."
+        )
+    elif fastest is not None and fastest.name != chosen.name:
+        summary = (
+            f"{chosen.label} is chosen: it meets the targets, and {fastest.label}'s lower P99 "
+            f"({fastest.p99_ms:.3g} vs {chosen.p99_ms:.3g} ms) is within the measurement noise, "
+            f"so the lower accuracy loss decides."
         )
     else:
         why = "power was not measured" if any(r.energy_mj is None for r in eligible) else ""

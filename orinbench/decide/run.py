@@ -413,6 +413,7 @@ def _row(
         device=v.device,
         p50_ms=float(r.stats[HOST_LATENCY]["p50_ms"]),
         p99_ms=float(r.stats[HOST_LATENCY]["p99_ms"]),
+        p99_ci=_p99_ci(r),
         fps=float(r.throughput.get("fps", 0.0)),
         size_bytes=v.size_bytes,
         power_w=metrics.get("power.mean_w"),
@@ -427,6 +428,11 @@ def _row(
         accuracy_failed=tuple(acc_failed),
         repeat=rep.to_dict() if rep is not None else None,
     )
+
+
+def _p99_ci(r: Result) -> tuple[float, float] | None:
+    ci = (r.stats[HOST_LATENCY].get("ci") or {}).get("p99_ms")
+    return (float(ci[0]), float(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
 
 
 def _make_onnx_variants(
