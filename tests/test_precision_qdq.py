@@ -248,12 +248,30 @@ def test_unnamed_nodes_get_stable_names_for_exclusion(tmp_path: Path, data: Path
     assert s2.float_nodes == (names[1],)
 
 
-def test_older_onnxruntime_path_calibrates_inside_quantize_static(
-    net: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _activation_scales(path: Path) -> dict[str, float]:
+    m = onnx.load(path)
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+    return {
+        n.input[0]: float(inits[n.input[1]])
+        for n in m.graph.node
+        if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1
+    }
+
+
+@pytest.mark.parametrize("method", ["entropy", "minmax"])
+def test_older_onnxruntime_gets_orinbench_ranges_through_overrides(
+    net: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
+    # onnxruntime 1.23 (the newest for Python 3.10, JetPack 6's) lacks calibration_cache_path:
+    # the same ranges must reach the model through TensorQuantOverrides
     import orinbench.precision.qdq as qdq
 
+    new = quantize_qdq(net, data=data, out_path=tmp_path / "new.onnx", method=method)
     monkeypatch.setattr(qdq, "supports_precomputed_ranges", lambda: False)
-    out = quantize_qdq(net, data=data, out_path=tmp_path / "q.onnx", method="minmax")
-    assert summarize_qdq(out).quantized == ("stem.conv", "head.conv", "cls.fc")
-    assert evaluate_accuracy(out, reference=net, data=data).cosine_min > 0.98
+    old = quantize_qdq(net, data=data, out_path=tmp_path / "old.onnx", method=method)
+    assert summarize_qdq(old).quantized == ("stem.conv", "head.conv", "cls.fc")
+    a, b = _activation_scales(new), _activation_scales(old)
+    assert a and a.keys() == b.keys()
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-6), k
+    assert evaluate_accuracy(old, reference=net, data=data).cosine_min > 0.98

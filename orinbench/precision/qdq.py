@@ -209,6 +209,22 @@ def supports_precomputed_ranges() -> bool:
     return "calibration_cache_path" in params and hasattr(qz, "save_tensors_data")
 
 
+def range_overrides(ranges: Any) -> dict[str, list[dict[str, Any]]]:
+    """``TensorsData`` as quantize_static's ``TensorQuantOverrides``: per tensor rmin/rmax.
+
+    Older onnxruntime (1.23 is the newest for Python 3.10, JetPack 6's) has no
+    ``calibration_cache_path``; its quantize_static calibrates by itself, and its "entropy" is
+    effectively min/max. It does honour rmin/rmax overrides, so orinbench's own ranges reach the
+    model that way.
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, td in ranges.items():
+        # numpy scalars: the quantizer reads their dtype
+        lo, hi = (np.asarray(v, np.float32).reshape(-1)[0] for v in td.range_value)
+        out[name] = [{"rmin": lo, "rmax": hi}]
+    return out
+
+
 def calibrate_ranges(
     model_path: str | os.PathLike[str],
     *,
@@ -278,13 +294,14 @@ def calibrate_ranges(
                 why=_describe(exc),
                 fix="check that the model runs with 'orinbench bench --backend onnxruntime'",
             ) from exc
+    cal = _lazy.require("onnxruntime.quantization.calibrate")
     ranges = {}
     for name, (hist, edges, *_rest) in histograms.items():
         t = np.float32(entropy_threshold(hist, edges))
-        ranges[name] = qz.TensorData(
+        ranges[name] = cal.TensorData(
             lowest=np.array(-t, np.float32), highest=np.array(t, np.float32)
         )
-    return qz.TensorsData(qz.CalibrationMethod.Entropy, ranges)
+    return cal.TensorsData(qz.CalibrationMethod.Entropy, ranges)
 
 
 def quantize_qdq(
@@ -373,9 +390,23 @@ def quantize_qdq(
                 "calibration_data_reader": None,
                 "calibration_cache_path": str(cache),
             }
-        else:  # an older onnxruntime calibrates inside quantize_static, with its own defaults
-            used = dataset.count if max_samples is None else min(dataset.count, max_samples)
-            calib = {"calibration_data_reader": _reader(dataset.feeds(max_samples), used)}
+        else:
+            # an older onnxruntime calibrates inside quantize_static; its ranges are replaced
+            # by orinbench's through TensorQuantOverrides, so that calibration only needs to see
+            # one sample (it must run: quantize_static wants a reader)
+            ranges = tensor_ranges
+            if ranges is None:
+                ranges = calibrate_ranges(
+                    work,
+                    dataset=dataset,
+                    method=method,
+                    op_types=op_types,
+                    percentile=percentile,
+                    max_samples=max_samples,
+                    on_progress=on_progress,
+                )
+            extra["TensorQuantOverrides"] = range_overrides(ranges)
+            calib = {"calibration_data_reader": _reader(dataset.feeds(1), 1)}
         out_tmp = Path(tmp) / "quantized.onnx"
         try:
             with _quiet():
