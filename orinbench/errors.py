@@ -25,6 +25,14 @@ class ExitCode(IntEnum):
     #: a bug in orinbench itself
     INTERNAL = 70
 
+    # Python 3.10 prints IntEnum members by name ("ExitCode.USAGE"); 3.11 by value. Scripts and
+    # CI logs read the number, so print the number everywhere.
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
 
 class OrinbenchError(Exception):
     """Base of every error orinbench raises on purpose.

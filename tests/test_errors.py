@@ -29,3 +29,7 @@ def test_exit_codes(cls: type[OrinbenchError], code: int) -> None:
 
 def test_internal_error_is_not_a_user_error() -> None:
     assert not issubclass(InternalError, OrinbenchError)
+
+
+def test_exit_codes_print_as_numbers_on_every_python() -> None:
+    assert str(ExitCode.USAGE) == "2" and f"{ExitCode.NOT_READY}" == "4"

@@ -524,6 +524,7 @@ class HistoryStore:
                     rows,
                 )
                 conn.execute("COMMIT")
+                recovered = int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
             finally:
                 conn.close()
         except (sqlite3.Error, _Corrupt) as exc:
@@ -533,7 +534,7 @@ class HistoryStore:
                 why=str(exc),
                 fix=f"check the folder's permissions; the old runs are kept in {backup}",
             )
-        return HistoryRecoveredError(self.path, backup=backup, recovered=len(rows))
+        return HistoryRecoveredError(self.path, backup=backup, recovered=recovered)
 
 
 class _Corrupt(Exception):
@@ -604,7 +605,10 @@ def salvage_rows(path: Path) -> Iterator[tuple[Any, ...]]:
             try:
                 cur = conn.execute(f"SELECT {cols} FROM runs WHERE id > ? ORDER BY id", (last,))
                 for r in cur:
-                    last = int(r[0])
+                    rid = int(r[0])
+                    if rid <= last:
+                        continue  # a damaged b-tree can hand a row over twice
+                    last = rid
                     stride = 1
                     if _valid(r):
                         yield tuple(r)
