@@ -372,39 +372,26 @@ def quantize_qdq(
         }
         if method == "percentile":
             extra["CalibPercentile"] = float(percentile)
+        ranges = tensor_ranges
+        if ranges is None:
+            ranges = calibrate_ranges(
+                work,
+                dataset=dataset,
+                method=method,
+                op_types=op_types,
+                percentile=percentile,
+                max_samples=max_samples,
+                on_progress=on_progress,
+            )
+        calib: dict[str, Any]
         if supports_precomputed_ranges():
-            ranges = tensor_ranges
-            if ranges is None:
-                ranges = calibrate_ranges(
-                    work,
-                    dataset=dataset,
-                    method=method,
-                    op_types=op_types,
-                    percentile=percentile,
-                    max_samples=max_samples,
-                    on_progress=on_progress,
-                )
             cache = Path(tmp) / "ranges.json"
             qz.save_tensors_data(ranges, cache)
-            calib: dict[str, Any] = {
-                "calibration_data_reader": None,
-                "calibration_cache_path": str(cache),
-            }
+            calib = {"calibration_data_reader": None, "calibration_cache_path": str(cache)}
         else:
             # an older onnxruntime calibrates inside quantize_static; its ranges are replaced
             # by orinbench's through TensorQuantOverrides, so that calibration only needs to see
             # one sample (it must run: quantize_static wants a reader)
-            ranges = tensor_ranges
-            if ranges is None:
-                ranges = calibrate_ranges(
-                    work,
-                    dataset=dataset,
-                    method=method,
-                    op_types=op_types,
-                    percentile=percentile,
-                    max_samples=max_samples,
-                    on_progress=on_progress,
-                )
             extra["TensorQuantOverrides"] = range_overrides(ranges)
             calib = {"calibration_data_reader": _reader(dataset.feeds(1), 1)}
         out_tmp = Path(tmp) / "quantized.onnx"
