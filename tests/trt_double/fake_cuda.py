@@ -10,6 +10,11 @@ Each queued operation advances its stream's simulated clock by a known duration 
 over ``bandwidth_gbps``, inferences by the engine's ``inference_ms``), and CUDA events read that
 clock, so GPU times in tests are exact. Stream capture records operations into a graph that a
 launch replays; synchronising a capturing stream is an error, as in CUDA.
+CUDA's runtime keeps a "last error" that a failed call sets and ``cudaGetLastError`` reads and
+clears: work refused during a capture (``capture_unsupported``) sets it and invalidates the
+capture; ending the capture through the driver (``abort_capture``, as orinbench does) leaves it
+set, so the TensorRT double's next enqueue fails on it, until ``clear_last_error`` (orinbench's
+``cudaGetLastError``, as trtexec calls after a failed capture) or that enqueue reads it.
 With ``realtime`` set, running queued work also takes its simulated duration in wall-clock time
 (a sleep), so that host latencies follow the engines' inference times (repeat-build tests).
 """
@@ -55,6 +60,7 @@ class _Stream:
     queue: list[_Op] = field(default_factory=list)
     clock_ms: float = 0.0
     capture: list[_Op] | None = None
+    capture_invalidated: bool = False
 
 
 @dataclass
@@ -116,6 +122,10 @@ class FakeCuda:
         self.capture_unsupported = False
         #: sleep for each operation's simulated duration when it runs (see the module docstring)
         self.realtime = False
+        #: the CUDA runtime's last error (cudaGetLastError); the fake runs on one thread
+        self.last_error: str | None = None
+        #: how often clear_last_error found an error to clear
+        self.cleared_errors = 0
         self._next_handle = 0x1000
 
     # -- context -------------------------------------------------------------------------------
@@ -351,16 +361,35 @@ class FakeCuda:
         if s.queue:
             raise FakeCudaError("the fake captures only on an idle stream (synchronize first)")
         s.capture = []
+        s.capture_invalidated = False
 
     def end_capture(self, stream: Any) -> _Graph:
         s = self._s(stream)
         if s.capture is None:
             raise FakeCudaError("end_capture() without begin_capture()")
         ops, s.capture = s.capture, None
+        if s.capture_invalidated:
+            from orinbench.errors import BackendError
+
+            raise BackendError(
+                "CUDA graph capture failed",
+                why="CUresult 901 (CUDA_ERROR_STREAM_CAPTURE_INVALIDATED)",
+                fix="drop --cuda-graph",
+            )
         return _Graph(ops=ops)
 
     def abort_capture(self, stream: Any) -> None:
-        self._s(stream).capture = None
+        # cuStreamEndCapture through the driver: the runtime's last error is left as it is
+        s = self._s(stream)
+        s.capture = None
+        s.capture_invalidated = False
+
+    def clear_last_error(self) -> str | None:
+        """cudaGetLastError: read and clear the runtime's last error."""
+        err, self.last_error = self.last_error, None
+        if err is not None:
+            self.cleared_errors += 1
+        return err
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
         if not isinstance(graph, _Graph) or graph.freed:
@@ -394,13 +423,25 @@ class FakeCuda:
 
     def enqueue(
         self, stream: int, fn: Callable[[], None], *, duration_ms: float, label: str
-    ) -> None:
+    ) -> bool:
         s = self.streams.get(stream)
         if s is None:
             raise FakeCudaError(f"invalid stream handle {stream:#x}")
         if s.capture is not None and self.capture_unsupported:
-            raise FakeCudaError(f"{label}: operation not permitted when stream is capturing")
+            # what a real unsupported call does: cudaErrorStreamCaptureUnsupported becomes the
+            # last error and the capture is invalidated
+            self.last_error = (
+                "cudaErrorStreamCaptureUnsupported: operation not permitted when stream is "
+                "capturing"
+            )
+            s.capture_invalidated = True
+            return False
         self._push(s, _Op(label, duration_ms, fn))
+        return True
+
+    def take_last_error(self) -> str | None:
+        err, self.last_error = self.last_error, None
+        return err
 
     def is_capturing(self, stream: int) -> bool:
         s = self.streams.get(stream)

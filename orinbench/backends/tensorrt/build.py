@@ -151,6 +151,10 @@ class BuildOptions:
     calib_data: Path | None = None
     calib_batch: int = 1
     verbose_log: bool = False
+    #: execution contexts that will run at once (``--streams N`` lanes, +1 for
+    #: ``--profile-layers``): before TensorRT 9 a dynamic-shape engine gets that many identical
+    #: optimization profiles, one per context (see :func:`profile_count`)
+    contexts: int = 1
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -182,10 +186,16 @@ class BuildOptions:
             raise UsageError("--gpu-fallback only applies with --dla-core", fix="add --dla-core 0")
         if self.calib_batch < 1:
             raise UsageError("--calib-batch must be >= 1", fix="e.g. --calib-batch 1")
+        if self.contexts < 1:
+            raise UsageError("--contexts must be >= 1", fix="e.g. --contexts 3 for --streams 2")
 
-    def settings(self, plugin_hashes: Sequence[str]) -> dict[str, Any]:
-        """The settings as stored in the sidecar (and compared for "up to date")."""
+    def settings(self, plugin_hashes: Sequence[str], *, profiles: int = 1) -> dict[str, Any]:
+        """The settings as stored in the sidecar (and compared for "up to date"). ``profiles``
+        (the optimization profiles built, :func:`profile_count`) is recorded only when > 1, so
+        that the sidecars of one-profile engines keep their keys."""
+        extra = {"optimization_profiles": profiles} if profiles > 1 else {}
         return {
+            **extra,
             "precision": self.precision,
             "strongly_typed": self.strongly_typed,
             "workspace_mib": self.workspace_mib,
@@ -240,6 +250,28 @@ def _io_specs(model: onnx.ModelProto) -> tuple[TensorSpec, ...]:
 
     inits = {i.name for i in model.graph.initializer}
     return tuple(tensor_spec(vi) for vi in model.graph.input if vi.name not in inits)
+
+
+def profile_count(feats: compat.Features, opts: BuildOptions, *, dynamic: bool) -> int:
+    """How many identical optimization profiles to build: one per concurrent execution context
+    (``opts.contexts``) where TensorRT needs that (before 9.0, an engine with dynamic inputs:
+    "each execution context in concurrent use must use a separate optimization profile", 8.5/8.6
+    NvInferRuntime.h), else one. ``dynamic``: the network has an input with dynamic dims.
+    Verified against the test double and the headers only, never on a real TensorRT."""
+    if feats.profile_per_context and dynamic and opts.shapes:
+        return opts.contexts
+    return 1
+
+
+def _dyn(model: onnx.ModelProto) -> bool:
+    return any(not s.is_static for s in _io_specs(model))
+
+
+def _net_dynamic(network: Any) -> bool:
+    """Whether the parsed network has an input with a dynamic (-1) dimension."""
+    return any(
+        int(d) < 0 for i in range(int(network.num_inputs)) for d in network.get_input(i).shape
+    )
 
 
 def _check_shapes(inputs: Sequence[TensorSpec], shapes: Mapping[str, ShapeRange]) -> None:
@@ -538,7 +570,9 @@ def build_engine(
 
     device = _device(cuda)
     plugin_hashes = [sha256_file(p) for p in opts.plugins]
-    settings = opts.settings(plugin_hashes)
+    settings = opts.settings(
+        plugin_hashes, profiles=profile_count(feats, opts, dynamic=_dyn(model))
+    )
     key = {
         "onnx_sha256": onnx_sha,
         "settings": settings,
@@ -707,7 +741,9 @@ def _configure(
     # DETAILED lets the engine inspector report each layer's precision (the runner lowers the
     # NVTX verbosity again, so timing is not affected).
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    if opts.shapes:
+    # identical profiles, one per concurrent execution context where TensorRT < 9 needs that
+    # (the runner gives lane i profile i; see profile_count)
+    for _ in range(profile_count(feats, opts, dynamic=_net_dynamic(network)) if opts.shapes else 0):
         trt_profile = builder.create_optimization_profile()
         for name, rng in opts.shapes.items():
             trt_profile.set_shape(name, rng.min, rng.opt, rng.max)

@@ -16,7 +16,13 @@ implicit INT8 (calibrators)     yes     yes     yes     gone
 ``IProgressMonitor``            -       -       yes     yes
 parser ``node_name()``          -       -       yes     yes
 inspector layers per profile    yes     yes     no      no
+one profile per context [#]_    yes     yes     no      no
 ============================  ======  ======  ======  ======
+
+.. [#] dynamic-shape engines only: each execution context in concurrent use needs its own
+   optimization profile (the runner selects profile *i* for lane *i*, and the build makes one
+   identical profile per context, ``BuildOptions.contexts``). Read in the 8.5/8.6/10.3 headers
+   and checked against the test double only, never on a real TensorRT.
 
 :data:`GATED_NAMES` declares, for the API conformance test, which TensorRT names orinbench uses
 only in some versions; every other name it uses must exist in all of them.
@@ -121,6 +127,9 @@ class Features:
     progress_monitor: bool
     parser_node_names: bool
     layers_per_profile: bool
+    #: before 9.0 every execution context of a dynamic-shape engine in concurrent use needs its
+    #: own optimization profile (8.5/8.6 NvInferRuntime.h); from 9.0 all may share profile 0
+    profile_per_context: bool = False
 
 
 def trt_version(trt: Any) -> TrtVersion:
@@ -149,6 +158,7 @@ def features(trt: Any) -> Features:
         progress_monitor=ten,
         parser_node_names=ten,
         layers_per_profile=not ten,
+        profile_per_context=v.major < 9,
     )
 
 

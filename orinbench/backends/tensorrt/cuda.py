@@ -6,6 +6,8 @@ same methods (``TensorRTRunner(..., cuda=fake)``), so that no other module touch
 
 pycuda has no stream-capture API, so CUDA graphs (``--cuda-graph``) call six functions of the CUDA
 driver (``libcuda``) through ctypes, on the stream handles pycuda created. They live here too.
+After a failed capture, CUDA's *runtime* last error is cleared (``cudaGetLastError``, as trtexec
+does): see :class:`_RuntimeLastError`.
 
 Streams, events and graphs are opaque objects owned by the layer: callers only pass them back.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -101,7 +104,14 @@ class CudaApi(Protocol):
     def end_capture(self, stream: Any) -> Any:
         """End the capture and return an instantiated, launchable graph."""
 
-    def abort_capture(self, stream: Any) -> None: ...
+    def abort_capture(self, stream: Any) -> None:
+        """End a capture that failed and drop what was captured (the driver's
+        ``cuStreamEndCapture``; the CUDA runtime's last error is left alone)."""
+
+    def clear_last_error(self) -> str | None:
+        """``cudaGetLastError``: read and clear the CUDA runtime's last error on this thread (the
+        error a call TensorRT made while capturing left behind); its name, or None."""
+
     def launch_graph(self, graph: Any, stream: Any) -> None: ...
     def free_graph(self, graph: Any) -> None: ...
 
@@ -184,6 +194,73 @@ class _DriverGraphs:
         self._exec_destroy(exec_)
 
 
+#: the runtime library as its file appears in /proc/self/maps (libcudart.so.11.0, .so.12, ...)
+_CUDART_IN_MAPS = re.compile(r"\s(/\S*/libcudart\.so[.\d]*)\s*$")
+
+
+def loaded_cudart(maps_text: str) -> str | None:
+    """The path of the CUDA runtime library already mapped into this process, if any."""
+    for line in maps_text.splitlines():
+        m = _CUDART_IN_MAPS.search(line)
+        if m:
+            return m.group(1)
+    return None
+
+
+class _RuntimeLastError:
+    """``cudaGetLastError`` of the CUDA runtime that TensorRT uses, through ctypes.
+
+    Why: a call TensorRT makes while a stream is capturing and that capture forbids fails with
+    an error that the CUDA runtime also keeps as the thread's "last error". orinbench ends the
+    capture through the driver (pycuda has no capture API), which has no such state and cannot
+    clear it; TensorRT checks the runtime's last error after its launches, so its next enqueue
+    may report the stale capture error as its own failure. trtexec calls ``cudaGetLastError()``
+    after a failed capture "to clean up any CUDA error" (sampleInference.cpp, 8.5.3).
+
+    The last error lives in the runtime library instance: only the ``libcudart.so`` that
+    TensorRT loaded (its libraries link it dynamically) holds it, so that copy is found in
+    /proc/self/maps and opened again (dlopen returns the loaded one). When no runtime is mapped,
+    TensorRT uses a static runtime that nothing outside it can reach, and nothing is done.
+    Verified against the upstream sources and the fake CUDA layer only, never on a device.
+    """
+
+    def __init__(self, maps_path: str = "/proc/self/maps") -> None:
+        self._maps_path = maps_path
+        self._fn: Any = None
+        self._name: Any = None
+        self._looked = False
+
+    def _load(self) -> None:
+        self._looked = True
+        try:
+            with open(self._maps_path, encoding="utf-8", errors="replace") as fh:
+                path = loaded_cudart(fh.read())
+        except OSError:
+            return
+        if path is None:
+            return
+        try:
+            lib = ctypes.CDLL(path)
+            fn = lib.cudaGetLastError
+            name = lib.cudaGetErrorName
+        except (OSError, AttributeError):
+            return
+        fn.argtypes, fn.restype = [], ctypes.c_int
+        name.argtypes, name.restype = [ctypes.c_int], ctypes.c_char_p
+        self._fn, self._name = fn, name
+
+    def clear(self) -> str | None:
+        if not self._looked:
+            self._load()
+        if self._fn is None:
+            return None
+        code = int(self._fn())
+        if code == 0:
+            return None
+        raw = self._name(code)
+        return raw.decode(errors="replace") if raw else f"cudaError {code}"
+
+
 class PyCudaLayer:
     """:class:`CudaApi` on pycuda. ``open`` retains the device's primary context and pushes it;
     opens nest (one retain and push each), so one layer can serve several open runners."""
@@ -193,6 +270,7 @@ class PyCudaLayer:
         #: one retained primary context per open() not yet closed, latest last
         self._contexts: list[Any] = []
         self._graphs: _DriverGraphs | None = None
+        self._last_error = _RuntimeLastError()
 
     @property
     def _drv(self) -> Any:
@@ -340,6 +418,9 @@ class PyCudaLayer:
 
     def abort_capture(self, stream: Any) -> None:
         self._graph_api().abort(self.stream_handle(stream))
+
+    def clear_last_error(self) -> str | None:
+        return self._last_error.clear()
 
     def launch_graph(self, graph: Any, stream: Any) -> None:
         self._graph_api().launch(graph, self.stream_handle(stream))

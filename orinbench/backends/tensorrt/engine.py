@@ -36,13 +36,27 @@ _RE_TRUNCATED = re.compile(r"does not match archive size|truncat|end of file", r
 _RE_MAGIC = re.compile(r"Magic tag does not match", re.I)
 
 
-def rebuild_command(sidecar: Mapping[str, Any] | None, engine_path: str | os.PathLike[str]) -> str:
-    """The ``orinbench build`` command line that makes ``engine_path`` again, as far as known."""
+def rebuild_command(
+    sidecar: Mapping[str, Any] | None,
+    engine_path: str | os.PathLike[str],
+    *,
+    contexts: int | None = None,
+) -> str:
+    """The ``orinbench build`` command line that makes ``engine_path`` again, as far as known;
+    ``contexts``: with that many optimization profiles (one per concurrent execution context)."""
     onnx = ((sidecar or {}).get("onnx") or {}).get("path") or "MODEL.onnx"
     parts = ["orinbench", "build", str(onnx)]
     settings = (sidecar or {}).get("settings") or {}
     if settings.get("precision"):
         parts += ["--precision", str(settings["precision"])]
+    for name, rng in sorted((settings.get("shapes") or {}).items()):
+        if isinstance(rng, Mapping) and all(k in rng for k in ("min", "opt", "max")):
+            dims = "/".join("x".join(str(d) for d in rng[k]) for k in ("min", "opt", "max"))
+            parts += ["--shapes", f"{name}:{dims}"]
+    if contexts is None:
+        contexts = settings.get("optimization_profiles")
+    if isinstance(contexts, int) and contexts > 1:
+        parts += ["--contexts", str(contexts)]
     for lib in settings.get("plugins") or ():
         parts += ["--plugins", str(lib.get("path", ""))]
     parts += ["--out", str(engine_path), "--force"]

@@ -19,6 +19,23 @@ does deferred work on the first call that must not be captured), then captures o
 CUDA graph that ``enqueue`` replays. An engine whose enqueue cannot be captured falls back to
 plain enqueue, and ``notes`` says so.
 
+Optimization profiles: before TensorRT 9, every execution context of a dynamic-shape engine that
+is in use at the same time needs its own optimization profile (8.5: only the first context gets
+profile 0 implicitly; 8.6: only while no other context holds it). The runner selects profile *i*
+for lane *i* and profile N for the ``--profile-layers`` context
+(``set_optimization_profile_async``), so such an engine needs ``streams`` (+1 with
+``profiling``) identical profiles: ``orinbench build --contexts N`` makes them, and ``bench``
+on an ONNX model asks for them itself. An engine with too few is refused at open with the
+command that rebuilds it. From TensorRT 9 every context uses profile 0. Every
+``set_input_shape`` is checked: a refusal names the input, the shape and the profile's
+min/opt/max.
+
+Shape tensors (inputs TensorRT reads on the host to infer shapes, ``TensorLocation.HOST``) get their
+addresses before the output shapes are read: until then TensorRT reports those as -1.
+
+These rules were checked against the TensorRT test double (tests/trt_double, which enforces them
+per version) and the upstream headers, never on a real TensorRT.
+
 ``spin_wait``: ``synchronize`` polls the completion event instead of blocking on it (trtexec's
 ``--useSpinWait``): lower wake-up latency, one CPU core busy.
 
@@ -42,13 +59,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ... import _lazy
-from ...errors import BackendError, ShapeError, UsageError
+from ...errors import BackendError, EngineCompatibilityError, ShapeError, UsageError
 from ...results.schema import TensorSpec
 from ..base import check_feed
 from . import compat
 from .cuda import CudaApi, DeviceInfo, EventTimer, default_layer
-from .engine import deserialize, engine_io, profile_shapes
-from .logger import TrtLog, make_logger
+from .engine import deserialize, engine_io, profile_shapes, rebuild_command
+from .logger import TrtLog, log_session
 from .sidecar import read_sidecar
 
 if TYPE_CHECKING:  # the pipeline package is imported on use, not with the backend
@@ -84,6 +101,8 @@ class _Lane:
     bindings: dict[str, _Binding] = field(default_factory=dict)
     graph: Any = None
     executed: bool = False
+    #: the optimization profile the context uses
+    profile: int = 0
     #: inputs read from another runner's device memory (bind_input_device): no H2D copy
     external: dict[str, DeviceTensor] = field(default_factory=dict)
 
@@ -102,9 +121,12 @@ class TensorRTRunner:
         cuda_graph: bool = False,
         spin_wait: bool = False,
         streams: int = 1,
+        profiling: bool = False,
         device: int = 0,
         cuda: CudaApi | None = None,
     ) -> None:
+        """``profiling``: a ``--profile-layers`` context will be made (see the module docstring:
+        before TensorRT 9 it needs an optimization profile of its own, checked at open)."""
         if streams < 1:
             raise UsageError("--streams must be >= 1", fix="e.g. --streams 2")
         self.engine_path = Path(engine_path)
@@ -113,6 +135,7 @@ class TensorRTRunner:
         self.cuda_graph = cuda_graph
         self.spin_wait = spin_wait
         self.streams = int(streams)
+        self.profiling = bool(profiling)
         self.device = int(device)
         self._cuda: CudaApi = cuda if cuda is not None else default_layer()
         self._trt: Any = None
@@ -120,6 +143,8 @@ class TensorRTRunner:
         self._runtime: Any = None
         self._engine: Any = None
         self._lanes: list[_Lane] = []
+        #: each context selects its own optimization profile (dynamic engine, TensorRT < 9)
+        self._own_profiles = False
         self._inputs: tuple[TensorSpec, ...] = ()
         self._outputs: tuple[TensorSpec, ...] = ()
         self._opened = False
@@ -164,7 +189,8 @@ class TensorRTRunner:
                     f"zero-copy on a discrete GPU ({self.device_info.name}) reads host memory "
                     "over PCIe: expect it to be slower than copies"
                 )
-        self._log = make_logger(trt, min_severity="WARNING")
+        # a session on the process logger for the runner's lifetime (closed in __exit__)
+        self._log = log_session(trt, min_severity="WARNING")
         self._runtime = trt.Runtime(self._log.ilogger)
         dla = (self.sidecar or {}).get("settings", {}).get("dla_core")
         if dla is not None:
@@ -178,10 +204,48 @@ class TensorRTRunner:
             device=self.device_info,
         )
         self._inputs, self._outputs = engine_io(trt, self._engine)
-        for _ in range(self.streams):
-            self._lanes.append(self._new_lane(trt))
+        dynamic = any(
+            not spec.is_static or compat.tensor_location_is_host(trt, self._engine, spec.name)
+            for spec in self._inputs
+        )
+        self._own_profiles = dynamic and compat.features(trt).profile_per_context
+        if self._own_profiles:
+            self._check_profile_count(trt, profiling=self.profiling)
+        for index in range(self.streams):
+            self._lanes.append(self._new_lane(trt, index))
 
-    def _new_lane(self, trt: Any) -> _Lane:
+    def _check_profile_count(self, trt: Any, *, profiling: bool) -> None:
+        """Refuse an engine with fewer optimization profiles than contexts in use (TRT < 9)."""
+        needed = self.streams + (1 if profiling else 0)
+        have = int(self._engine.num_optimization_profiles)
+        if have >= needed:
+            return
+        users = f"{self.streams} stream(s)" + (" + 1 for --profile-layers" if profiling else "")
+        settings = (self.sidecar or {}).get("settings") or {}
+        raise EngineCompatibilityError(
+            f"{self.engine_path} has {have} optimization profile(s); TensorRT {trt.__version__} "
+            f"needs one per execution context in use: {needed} ({users})",
+            why="before TensorRT 9 each concurrent execution context of a dynamic-shape engine "
+            "must select its own optimization profile",
+            fix="rebuild it with one profile per context: "
+            + rebuild_command(self.sidecar, self.engine_path, contexts=needed)
+            + ("" if settings.get("shapes") else " (add the engine's --shapes)")
+            + ", or use fewer --streams / no --profile-layers",
+        )
+
+    def _select_profile(self, context: Any, index: int, stream: Any, what: str) -> None:
+        """Give ``context`` optimization profile ``index`` where each context needs its own."""
+        if not self._own_profiles:
+            return
+        if not context.set_optimization_profile_async(index, self._cuda.stream_handle(stream)):
+            raise BackendError(
+                f"TensorRT refused optimization profile {index} for the {what}",
+                why=self._last_error("set_optimization_profile_async returned False"),
+                fix="rebuild the engine with one optimization profile per context "
+                "(orinbench build --contexts N)",
+            )
+
+    def _new_lane(self, trt: Any, index: int) -> _Lane:
         context = self._engine.create_execution_context()
         if context is None:
             raise BackendError(
@@ -196,6 +260,10 @@ class TensorRTRunner:
             context=context,
             stream=self._cuda.stream(),
             done=self._cuda.event(timing=False, blocking=not self.spin_wait),
+            profile=index if self._own_profiles else 0,
+        )
+        self._select_profile(
+            context, lane.profile, lane.stream, f"execution context of stream {index}"
         )
         for i in range(int(self._engine.num_io_tensors)):
             name = str(self._engine.get_tensor_name(i))
@@ -235,6 +303,8 @@ class TensorRTRunner:
         self._engine = None
         self._runtime = None
         self._loaded = False
+        if self._log is not None:
+            self._log.close()  # the records stay readable; TensorRT's messages stop coming
         if self._opened:
             self._opened = False
             cuda.close()
@@ -342,15 +412,14 @@ class TensorRTRunner:
         changed = bool(lane.external)
         lane.external = {}
         for name, arr in arrays.items():
-            if not context.set_input_shape(name, tuple(arr.shape)):
-                raise ShapeError(
-                    f"TensorRT refused shape {'x'.join(map(str, arr.shape))} for input '{name}'",
-                    why=self._last_error("outside the optimization profile"),
-                    fix="pass a shape inside the engine's --shapes range",
-                )
+            self._set_input_shape(context, name, tuple(int(d) for d in arr.shape), lane.profile)
             b = lane.bindings[name]
             changed |= self._ensure(b, tuple(arr.shape))
             np.copyto(b.host_view(), arr)
+            if b.on_host:
+                # A shape tensor: TensorRT reads its value at this host address to infer the
+                # output shapes, which stay -1 until the address is set (8.5 NvInferRuntime.h).
+                self._set_address(context, b.name, b.device_ptr)
         for b in lane.bindings.values():
             if b.is_input:
                 continue
@@ -364,17 +433,37 @@ class TensorRTRunner:
             changed |= self._ensure(b, shape)
         if changed:
             for b in lane.bindings.values():
-                if not context.set_tensor_address(b.name, b.device_ptr):
-                    raise BackendError(
-                        f"TensorRT refused the buffer of '{b.name}'",
-                        why=self._last_error("set_tensor_address returned False"),
-                        fix="report this as a bug",
-                    )
+                self._set_address(context, b.name, b.device_ptr)
         missing = list(context.infer_shapes())
         if missing:
             raise ShapeError(
                 f"TensorRT needs the shapes or values of {', '.join(map(str, missing))}",
                 fix="pass every input",
+            )
+
+    def _set_input_shape(
+        self, context: Any, name: str, shape: tuple[int, ...], profile: int
+    ) -> None:
+        if context.set_input_shape(name, shape):
+            return
+        lo, opt, hi = profile_shapes(self._engine, name, profile)
+
+        def text(dims: tuple[int, ...]) -> str:
+            return "x".join(map(str, dims))
+
+        raise ShapeError(
+            f"TensorRT refused shape {text(shape)} for input '{name}' (optimization profile "
+            f"{profile}: min {text(lo)}, opt {text(opt)}, max {text(hi)})",
+            why=self._last_error("set_input_shape returned False"),
+            fix="pass a shape inside the profile's range, or rebuild with wider --shapes",
+        )
+
+    def _set_address(self, context: Any, name: str, ptr: int) -> None:
+        if not context.set_tensor_address(name, ptr):
+            raise BackendError(
+                f"TensorRT refused the buffer of '{name}'",
+                why=self._last_error("set_tensor_address returned False"),
+                fix="report this as a bug",
             )
 
     def _capture(self, lane: _Lane) -> None:
@@ -392,10 +481,15 @@ class TensorRTRunner:
             try:
                 lane.graph = cuda.end_capture(lane.stream)
             except BackendError as exc:
+                cuda.clear_last_error()
                 self.notes.append(f"CUDA graph capture failed ({exc}); enqueue is not captured")
                 lane.graph = None
         else:
             cuda.abort_capture(lane.stream)
+            # As trtexec does after a failed capture (sampleInference.cpp: cudaGetLastError "to
+            # clean up any CUDA error"): the call TensorRT made while capturing left an error in
+            # the CUDA runtime, and TensorRT's next enqueue would report it as its own failure.
+            cuda.clear_last_error()
             self.notes.append(
                 "the engine has operations that CUDA graph capture does not allow; "
                 "running without --cuda-graph"
@@ -506,17 +600,22 @@ class TensorRTRunner:
         Returns (context, stream handle). A separate context keeps the timed lane untouched.
         """
         lane = self._require_loaded()
+        index = len(self._lanes) if self._own_profiles else 0
+        if self._own_profiles:  # refused here when the runner was opened without profiling=True
+            self._check_profile_count(self._trt, profiling=True)
         context = self._engine.create_execution_context()
         if context is None:
             raise BackendError(
                 "TensorRT could not create a profiling context", fix="free GPU memory"
             )
+        self._select_profile(context, index, lane.stream, "profiling context")
         context.profiler = profiler
-        for b in lane.bindings.values():
+        # inputs first: a shape tensor's address must be set before the outputs' shapes exist
+        for b in sorted(lane.bindings.values(), key=lambda x: not x.is_input):
             if b.is_input:
-                context.set_input_shape(b.name, b.shape)
+                self._set_input_shape(context, b.name, b.shape, index)
             bound = lane.external.get(b.name)
-            context.set_tensor_address(b.name, bound.ptr if bound is not None else b.device_ptr)
+            self._set_address(context, b.name, bound.ptr if bound is not None else b.device_ptr)
         return context, self._cuda.stream_handle(lane.stream)
 
     def sync_lane0(self) -> None:

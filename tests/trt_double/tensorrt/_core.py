@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -164,6 +165,39 @@ def _check_logger(logger: Any) -> ILogger:
             f"incompatible function arguments: logger must be tensorrt.ILogger, not {type(logger).__name__}"
         )
     _require_init(logger, "ILogger")
+    return logger
+
+
+#: TensorRT 8.x keeps ONE logger pointer per process (NVIDIA/TensorRT#1475, 8.0.1 to 8.6): a
+#: Builder or Runtime made while another one is alive keeps using the logger that one was given,
+#: and the new logger gets nothing. The double tracks the live owners (weakly: an object that is
+#: collected no longer holds the pointer) and the pointer. From 9/10 every object uses its own
+#: logger (the double's reading; the audit marks 10.x as uncertain).
+_LOGGER_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
+_GLOBAL_LOGGER: list[ILogger] = []
+
+#: TensorRT's own warning, logged to the logger it keeps (NVIDIA/TensorRT#1475)
+LOGGER_DIFFERS = (
+    "The logger passed into {api} differs from one already provided for an existing builder, "
+    "runtime, or refitter. TensorRT maintains only a single logger pointer at any given time, so "
+    "the existing value, which can be retrieved with getLogger(), will be used instead. In order "
+    "to use a new logger, first destroy all existing builder, runner or refitter objects."
+)
+
+
+def _adopt_logger(owner: Any, logger: Any, api: str) -> ILogger:
+    """The logger ``owner`` (a new Builder or Runtime) really uses."""
+    logger = _check_logger(logger)
+    if CURRENT >= (9, 0):
+        return logger
+    if len(_LOGGER_OWNERS) == 0:
+        _GLOBAL_LOGGER[:] = [logger]
+    elif _GLOBAL_LOGGER and _GLOBAL_LOGGER[0] is not logger:
+        kept = _GLOBAL_LOGGER[0]
+        _testing.calls["logger_ignored"] += 1
+        _log(kept, "WARNING", LOGGER_DIFFERS.format(api=api))
+        logger = kept
+    _LOGGER_OWNERS.add(owner)
     return logger
 
 
@@ -773,10 +807,10 @@ _BUILDER_GATES: dict[str, tuple[str | None, str | None]] = {
 
 @_gated(_BUILDER_GATES)
 class Builder:
-    __slots__ = ("_logger",)
+    __slots__ = ("__weakref__", "_logger")
 
     def __init__(self, logger: Any) -> None:
-        self._logger = _check_logger(logger)
+        self._logger = _adopt_logger(self, logger, "createInferBuilder")
 
     @property
     def logger(self) -> ILogger:
@@ -932,7 +966,9 @@ class _Build:
             "plugins": sorted({n.op_type for n in net._nodes if n.op_type in _testing.plugins}),
             "io": [self._io(t, "INPUT") for t in net._inputs]
             + [self._io(t, "OUTPUT") for t in net._outputs],
-            "profiles": [{k: [list(d) for d in v] for k, v in profile.items()}] if profile else [],
+            "profiles": [{k: [list(d) for d in v] for k, v in p.items()} for p in profile]
+            if profile
+            else [],
             "layers": layers,
             "verbosity": config._verbosity.name,
             "strongly_typed": strongly,
@@ -973,7 +1009,22 @@ class _Build:
             "location": "DEVICE",
         }
 
-    def _profile(self) -> dict[str, tuple[Dims, Dims, Dims]] | bool | None:
+    def _profile(self) -> list[dict[str, tuple[Dims, Dims, Dims]]] | bool | None:
+        """Every optimization profile, validated (the engine keeps them all, in order)."""
+        profiles = self.config._profiles
+        out: list[dict[str, tuple[Dims, Dims, Dims]]] = []
+        for index in range(len(profiles)):
+            one = self._one_profile(index)
+            if one is False:
+                return False
+            if one is None:
+                return None
+            out.append(one)  # type: ignore[arg-type]
+        if not profiles:
+            return self._one_profile(0)  # type: ignore[return-value]
+        return out
+
+    def _one_profile(self, index: int) -> dict[str, tuple[Dims, Dims, Dims]] | bool | None:
         dynamic = [t for t in self.net._inputs if any(d < 0 for d in t.shape)]
         profiles = self.config._profiles
         if not profiles:
@@ -984,14 +1035,14 @@ class _Build:
                 )
                 return False
             return None
-        shapes = profiles[0]._shapes
+        shapes = profiles[index]._shapes
         for t in self.net._inputs:
             rng = shapes.get(t.name)
             if rng is None:
                 if any(d < 0 for d in t.shape):
                     self.error(
                         f"4: [network.cpp::validate] Error Code 4: Internal Error ({t.name}: dynamic "
-                        "input is missing dimensions in profile 0.)"
+                        f"input is missing dimensions in profile {index}.)"
                     )
                     return False
                 continue
@@ -1185,10 +1236,10 @@ class _Build:
 
 
 class Runtime:
-    __slots__ = ("_dla_core", "_logger")
+    __slots__ = ("__weakref__", "_dla_core", "_logger")
 
     def __init__(self, logger: Any) -> None:
-        self._logger = _check_logger(logger)
+        self._logger = _adopt_logger(self, logger, "createInferRuntime")
         self._dla_core = -1
 
     @property
@@ -1266,7 +1317,7 @@ class Runtime:
             )
             _log(self._logger, "ERROR", failed)
             return None
-        return ICudaEngine(self._logger, header, onnx_bytes)
+        return ICudaEngine(self._logger, header, onnx_bytes, runtime=self)
 
 
 _ENGINE_GATES: dict[str, tuple[str | None, str | None]] = {
@@ -1279,13 +1330,44 @@ _ENGINE_GATES: dict[str, tuple[str | None, str | None]] = {
 
 @_gated(_ENGINE_GATES)
 class ICudaEngine:
-    __slots__ = ("_h", "_io", "_logger", "_onnx", "_out_shapes", "_session")
+    __slots__ = (
+        "_contexts",
+        "_created",
+        "_h",
+        "_io",
+        "_logger",
+        "_onnx",
+        "_out_shapes",
+        "_runtime",
+        "_session",
+    )
 
-    def __init__(self, logger: ILogger, header: dict[str, Any], onnx_bytes: bytes) -> None:
+    def __init__(
+        self, logger: ILogger, header: dict[str, Any], onnx_bytes: bytes, *, runtime: Any = None
+    ) -> None:
         self._logger, self._h, self._onnx = logger, header, onnx_bytes
         self._io = {t["name"]: t for t in header["io"]}
         self._session: Any = None
         self._out_shapes: dict[tuple[Any, ...], dict[str, tuple[int, ...]]] = {}
+        # deserialize_cuda_engine has keep_alive<0,1>: the engine keeps its runtime alive
+        self._runtime = runtime
+        #: live execution contexts (weakly: a collected context frees its profile)
+        self._contexts: weakref.WeakSet[IExecutionContext] = weakref.WeakSet()
+        self._created = 0
+
+    @property
+    def _dynamic(self) -> bool:
+        """Whether the engine has inputs with dynamic shapes (or shape-tensor inputs): the
+        engines whose concurrent contexts need one optimization profile each before 9.0."""
+        return any(
+            t["mode"] == "INPUT" and (any(d < 0 for d in t["shape"]) or t["location"] == "HOST")
+            for t in self._h["io"]
+        )
+
+    def _profile_holder(self, index: int, other_than: Any) -> Any:
+        return next(
+            (c for c in list(self._contexts) if c is not other_than and c._profile == index), None
+        )
 
     def _tensor(self, name: str) -> dict[str, Any]:
         if name not in self._io:
@@ -1365,7 +1447,43 @@ class ICudaEngine:
         return [t["name"] for t in self._h["io"]].index(name)
 
     def create_execution_context(self) -> IExecutionContext:
-        return IExecutionContext(self)
+        """Profile assignment, per version (NvInferRuntime.h, as read in the audit):
+
+        * 8.5: "The first execution context created will call setOptimizationProfile(0)
+          implicitly. For other execution contexts, setOptimizationProfile() must be called with
+          unique profile index before calling execute or enqueue." Only the engine's first
+          context ever gets a profile; the others have none (-1).
+        * 8.6: profile 0 is set implicitly "if there are no other execution contexts assigned to
+          optimization profile 0"; otherwise none, with TensorRT's two errors.
+        * 9.0 and later: every context gets profile 0.
+
+        Engines without dynamic inputs are not concerned: every context uses profile 0.
+        """
+        ctx = IExecutionContext(self)
+        first = self._created == 0
+        self._created += 1
+        if not self._dynamic or CURRENT >= (9, 0):
+            ctx._profile = 0
+        elif CURRENT < (8, 6):
+            ctx._profile = 0 if first else -1
+        elif self._profile_holder(0, ctx) is None:
+            ctx._profile = 0
+        else:
+            _log(
+                self._logger,
+                "ERROR",
+                "1: Unexpected exception Profile 0 has been chosen by another IExecutionContext. "
+                "Use another profileIndex or destroy the IExecutionContext that use this profile.",
+            )
+            _log(
+                self._logger,
+                "WARNING",
+                "Could not set default profile 0 for execution context. Profile index must be set "
+                "explicitly.",
+            )
+            ctx._profile = -1
+        self._contexts.add(ctx)
+        return ctx
 
     def create_engine_inspector(self) -> EngineInspector:
         return EngineInspector(self)
@@ -1391,10 +1509,23 @@ class ICudaEngine:
         values = self._session.run(names, cast)
         return dict(zip(names, values, strict=True))
 
-    def _output_shapes(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
-        key = tuple(sorted(shapes.items()))
+    def _output_shapes(
+        self,
+        shapes: dict[str, tuple[int, ...]],
+        values: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, tuple[int, ...]]:
+        """Output shapes for input ``shapes``; ``values`` are the shape-tensor inputs' values
+        (output shapes may depend on them, not on the data of the other inputs)."""
+        values = values or {}
+        key = (
+            tuple(sorted(shapes.items())),
+            tuple(sorted((n, tuple(v.ravel().tolist())) for n, v in values.items())),
+        )
         if key not in self._out_shapes:
-            feed = {n: np.zeros(s, dtype=_NP[self._io[n]["dtype"]]) for n, s in shapes.items()}
+            feed = {
+                n: values[n] if n in values else np.zeros(s, dtype=_NP[self._io[n]["dtype"]])
+                for n, s in shapes.items()
+            }
             outs = self._run(feed)
             self._out_shapes[key] = {k: tuple(v.shape) for k, v in outs.items()}
         return self._out_shapes[key]
@@ -1406,18 +1537,21 @@ _CONTEXT_GATES: dict[str, tuple[str | None, str | None]] = {}
 @_gated(_CONTEXT_GATES)
 class IExecutionContext:
     __slots__ = (
+        "__weakref__",
         "_addresses",
         "_emits",
         "_engine",
         "_executed",
         "_name",
         "_nvtx",
+        "_profile",
         "_profiler",
         "_shapes",
     )
 
     def __init__(self, engine: ICudaEngine) -> None:
         self._engine = engine
+        self._profile = 0  # set by ICudaEngine.create_execution_context
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._addresses: dict[str, int] = {}
         self._profiler: Any = None
@@ -1443,7 +1577,14 @@ class IExecutionContext:
                 f"(Parameter check failed, condition: {name} is not an input)"
             )
         dims = tuple(int(d) for d in shape)
-        lo, _, hi = eng.get_tensor_profile_shape(name, 0)
+        if self._profile < 0:
+            return self._error(
+                "3: [executionContext.cpp::setInputShape::2037] Error Code 3: API Usage Error "
+                "(Parameter check failed at: runtime/api/executionContext.cpp::setInputShape::2037, "
+                "condition: mOptimizationProfile >= 0 && mOptimizationProfile < "
+                "mEngine.getNbOptimizationProfiles())"
+            )
+        lo, _, hi = eng.get_tensor_profile_shape(name, self._profile)
         if len(dims) != len(lo) or not all(
             a <= d <= c for a, d, c in zip(lo, dims, hi, strict=True)
         ):
@@ -1453,6 +1594,42 @@ class IExecutionContext:
                 f"dimension mismatch or out of the optimization profile for tensor {name})"
             )
         self._shapes[name] = dims
+        return True
+
+    @property
+    def active_optimization_profile(self) -> int:
+        return self._profile
+
+    def set_optimization_profile_async(self, profile_index: int, stream_handle: int) -> bool:
+        """Select a profile. Before 9.0 a dynamic engine's profile may be held by one live
+        context only; switching forgets the input shapes set for the old profile."""
+        if not isinstance(profile_index, int) or not isinstance(stream_handle, int):
+            raise TypeError(
+                "set_optimization_profile_async(profile_index: int, stream_handle: int)"
+            )
+        eng = self._engine
+        rt = _testing.cuda
+        if stream_handle != 0 and rt is not None and not rt.valid_stream(stream_handle):
+            return self._error(
+                "1: [executionContext.cpp] Error Code 1: Cuda Runtime (invalid resource handle)"
+            )
+        if not 0 <= profile_index < eng.num_optimization_profiles:
+            return self._error(
+                "3: [executionContext.cpp::setOptimizationProfileInternal::1328] Error Code 3: "
+                "API Usage Error (Parameter check failed at: runtime/api/executionContext.cpp::"
+                "setOptimizationProfileInternal::1328, condition: profileIndex >= 0 && "
+                "profileIndex < mEngine.getNbOptimizationProfiles())"
+            )
+        if profile_index == self._profile:
+            return True
+        if eng._dynamic and CURRENT < (9, 0) and eng._profile_holder(profile_index, self):
+            return self._error(
+                f"1: Unexpected exception Profile {profile_index} has been chosen by another "
+                "IExecutionContext. Use another profileIndex or destroy the IExecutionContext "
+                "that use this profile."
+            )
+        self._profile = profile_index
+        self._shapes.clear()
         return True
 
     def _input_shapes(self) -> dict[str, tuple[int, ...]] | None:
@@ -1468,14 +1645,34 @@ class IExecutionContext:
                 return None
         return out
 
+    def _shape_values(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray] | None:
+        """The values of the shape-tensor inputs (isShapeInferenceIO: TensorLocation.HOST), read
+        at their host addresses; None while an address is not set (TRT 8.5 NvInferRuntime.h:
+        output dimensions are -1 if "setTensorAddress() has NOT been called for some input
+        tensor(s) with isShapeInferenceIO() = true")."""
+        rt = _testing.cuda
+        out: dict[str, np.ndarray] = {}
+        for t in self._engine._h["io"]:
+            if t["mode"] != "INPUT" or t["location"] != "HOST":
+                continue
+            ptr = self._addresses.get(t["name"], 0)
+            if not ptr or rt is None:
+                return None
+            dt = np.dtype(_NP[t["dtype"]])
+            shape = shapes[t["name"]]
+            raw = rt.read(ptr, int(np.prod(shape)) * dt.itemsize)
+            out[t["name"]] = np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+        return out
+
     def get_tensor_shape(self, name: str) -> Dims:
         t = self._engine._tensor(name)
         if t["mode"] == "INPUT":
             return _dims(self._shapes.get(name, t["shape"]))
         shapes = self._input_shapes()
-        if shapes is None:
+        values = self._shape_values(shapes) if shapes is not None else None
+        if shapes is None or values is None:
             return _dims(t["shape"])
-        return _dims(self._engine._output_shapes(shapes)[name])
+        return _dims(self._engine._output_shapes(shapes, values)[name])
 
     def set_tensor_address(self, name: str, memory: int) -> bool:
         self._engine._tensor(name)
@@ -1497,8 +1694,10 @@ class IExecutionContext:
             t["name"]
             for t in self._engine._h["io"]
             if t["mode"] == "INPUT"
-            and any(d < 0 for d in t["shape"])
-            and t["name"] not in self._shapes
+            and (
+                (any(d < 0 for d in t["shape"]) and t["name"] not in self._shapes)
+                or (t["location"] == "HOST" and not self._addresses.get(t["name"]))
+            )
         ]
 
     @property
@@ -1571,7 +1770,14 @@ class IExecutionContext:
                 "1: [executionContext.cpp] Error Code 1: Cuda Runtime (operation not permitted when "
                 "stream is capturing): the first enqueue must not be captured"
             )
-        out_shapes = eng._output_shapes(shapes)
+        values = self._shape_values(shapes)
+        if values is None:
+            return self._error(
+                "3: [executionContext.cpp::enqueueV3] Error Code 3: API Usage Error (Parameter "
+                "check failed, condition: allInputShapesSpecified(). Not all shape-tensor values "
+                "are specified.)"
+            )
+        out_shapes = eng._output_shapes(shapes, values)
         plan: list[tuple[dict[str, Any], int, tuple[int, ...]]] = []
         for t in eng._h["io"]:
             ptr = self._addresses.get(t["name"], 0)
@@ -1604,7 +1810,21 @@ class IExecutionContext:
                     value = np.ascontiguousarray(outs[t["name"]].astype(_NP[t["dtype"]]))
                     rt.write(ptr, value.tobytes())
 
-        rt.enqueue(stream_handle, work, duration_ms=float(eng._h["inference_ms"]), label="trt")
+        # TensorRT checks CUDA's last error after its launches (cudaGetLastError), so an error
+        # left by an earlier failed call on this thread (a failed stream capture that nobody
+        # cleared, defect 14 of the audit) fails this enqueue, and reading it clears it.
+        stale = rt.take_last_error()
+        if stale is not None:
+            return self._error(f"1: [executionContext.cpp] Error Code 1: Cuda Runtime ({stale})")
+        if not rt.enqueue(
+            stream_handle, work, duration_ms=float(eng._h["inference_ms"]), label="trt"
+        ):
+            # the runtime refused the work (e.g. an operation that stream capture forbids); its
+            # error stays CUDA's last error until someone reads it
+            return self._error(
+                "1: [executionContext.cpp] Error Code 1: Cuda Runtime (operation not permitted "
+                "when stream is capturing)"
+            )
         self._executed = True
         if self._profiler is not None and self._emits:
             rt.synchronize(stream_handle)
