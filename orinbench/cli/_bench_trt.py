@@ -63,6 +63,9 @@ def bench_tensorrt(
             timing_cache=getattr(args, "timing_cache", None),
             calib_cache=getattr(args, "calib_cache", None),
             calib_data=getattr(args, "calib_data", None),
+            # one optimization profile per context running at once (needed before TensorRT 9)
+            contexts=getattr(args, "streams", 1)
+            + (1 if getattr(args, "profile_layers", False) else 0),
         )
     build_progress = Progress("build", enabled=not quiet)
     try:
@@ -77,6 +80,7 @@ def bench_tensorrt(
             cuda_graph=getattr(args, "cuda_graph", False),
             spin_wait=getattr(args, "spin_wait", False),
             streams=getattr(args, "streams", 1),
+            profiling=getattr(args, "profile_layers", False),
             device=getattr(args, "device", 0),
             on_build_progress=build_progress.build,
             on_warning=_warn,

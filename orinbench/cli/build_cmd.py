@@ -112,6 +112,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="builder optimization level (TensorRT 8.6+, default 3)",
     )
     p.add_argument(
+        "--contexts",
+        type=int,
+        default=1,
+        metavar="N",
+        help="execution contexts that run at once (bench --streams N, +1 for --profile-layers): "
+        "before TensorRT 9 a dynamic-shape engine needs one optimization profile each",
+    )
+    p.add_argument(
         "--sparsity",
         action="store_true",
         help="allow 2:4 structured-sparsity kernels for sparse weights",
@@ -195,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         calib_data=args.calib_data,
         calib_batch=args.calib_batch,
         verbose_log=args.verbose,
+        contexts=args.contexts,
     )
     chatty = not (args.quiet or args.json)
     if args.repeat is not None:

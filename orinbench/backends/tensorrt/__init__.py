@@ -67,6 +67,7 @@ def open_tensorrt_runner(
     cuda_graph: bool = False,
     spin_wait: bool = False,
     streams: int = 1,
+    profiling: bool = False,
     device: int = 0,
     on_build_progress: ProgressCallback | None = None,
     on_warning: Any = None,
@@ -77,12 +78,16 @@ def open_tensorrt_runner(
     For ``.onnx`` the engine is built first (skipped when up to date) with ``build_options``
     (default: ``precision`` and ``plugins``) into ``engine_out`` (default
     :func:`default_engine_path`); the runner's ``build_report`` tells what happened.
+    ``profiling``: a ``--profile-layers`` run will follow (the runner reserves an optimization
+    profile for it where TensorRT needs one per context; ``build_options.contexts`` builds it).
     """
     path = require_file(model_path, what="model or engine file")
     report: BuildReport | None = None
     if path.suffix.lower() in ONNX_SUFFIXES:
         opts = build_options or BuildOptions(
-            precision=precision, plugins=tuple(Path(p) for p in plugins)
+            precision=precision,
+            plugins=tuple(Path(p) for p in plugins),
+            contexts=streams + (1 if profiling else 0),
         )
         report = build_engine(
             path,
@@ -103,6 +108,7 @@ def open_tensorrt_runner(
         cuda_graph=cuda_graph,
         spin_wait=spin_wait,
         streams=streams,
+        profiling=profiling,
         device=device,
         cuda=cuda,
     )
