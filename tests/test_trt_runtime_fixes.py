@@ -147,7 +147,7 @@ def test_a_refused_input_shape_names_the_profile_range(trt_env: TrtEnv, tmp_path
     "the profiling run failed". Profile 1 of this engine takes batch 1 only."""
     trt = trt_env.trt
     onnx_path = models.conv_model(tmp_path / "conv.onnx", dynamic_batch=True)
-    log = process_ilogger(trt)
+    log = trt.Logger()
     builder = trt.Builder(log)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
     assert trt.OnnxParser(network, log).parse_from_file(str(onnx_path))
@@ -160,7 +160,7 @@ def test_a_refused_input_shape_names_the_profile_range(trt_env: TrtEnv, tmp_path
     engine.write_bytes(bytes(builder.build_serialized_network(network, config)))
     del builder, network, config
     gc.collect()
-    with TensorRTRunner(engine, profiling=True) as runner:
+    with TensorRTRunner(engine) as runner:  # the runner takes profile 1 for the profiler
         runner.load_inputs({"x": _x(2)})  # lane 0, profile 0: batch 1..4
         with pytest.raises(ShapeError) as err:
             profile_layers(runner, iterations=1)
