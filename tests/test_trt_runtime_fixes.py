@@ -8,6 +8,7 @@ the double enforces the rules as read in the upstream headers, never checked on 
 from __future__ import annotations
 
 import gc
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,28 @@ def test_bench_streams_and_profile_layers_on_a_dynamic_engine(
     assert r.extra["throughput_streams"]["streams"] == 2
     assert r.extra["layers"]["iterations"] == 3
     assert r.config.extra["build"]["settings"]["optimization_profiles"] == 3
+
+
+@pytest.mark.parametrize("trt_env", ["8.6", "10.3"], indirect=True)
+def test_build_contexts_makes_identical_profiles_only_where_needed(
+    trt_env: TrtEnv, tmp_path: Path, run_cli: Any
+) -> None:
+    onnx_path = models.conv_model(tmp_path / "conv.onnx", dynamic_batch=True)
+    engine = tmp_path / "conv.engine"
+    code, _, err = run_cli(
+        "build", str(onnx_path), "--shapes", "x:1x3x16x16/2x3x16x16/4x3x16x16",
+        "--contexts", "3", "--out", str(engine), "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    sidecar = json.loads((tmp_path / "conv.engine.json").read_text())
+    want = 3 if trt_env.version == "8.6" else None
+    assert sidecar["settings"].get("optimization_profiles") == want
+    with TensorRTRunner(engine, streams=2, profiling=True) as runner:
+        assert runner._engine.num_optimization_profiles == (want or 1)
+        for i in range(want or 1):  # identical ranges
+            assert runner._engine.get_tensor_profile_shape("x", i)[2] == (4, 3, 16, 16)
+    code, _, err = run_cli("build", str(onnx_path), "--contexts", "0", "--out", str(engine))
+    assert code == 2 and "--contexts must be >= 1" in err
 
 
 @pytest.mark.parametrize("trt_env", ["8.5", "8.6"], indirect=True)

@@ -47,7 +47,11 @@ def profile_layers(runner: TensorRTRunner, iterations: int = 50) -> dict[str, An
         before = sum(len(v) for v in times.values())
         before_sum = sum(sum(v) for v in times.values())
         if not context.execute_async_v3(stream):
-            raise UsageError("the profiling run failed", fix="run without --profile-layers")
+            raise UsageError(
+                "the profiling run failed",
+                why=runner._last_error("execute_async_v3 returned False"),
+                fix="run without --profile-layers",
+            )
         runner.sync_lane0()
         if sum(len(v) for v in times.values()) > before:
             totals.append(sum(sum(v) for v in times.values()) - before_sum)
