@@ -180,4 +180,7 @@ def test_build_keys_are_the_tensorrt_builders_options() -> None:
         "shapes",
         "calib_cache",
         "calib_data",
+        # one optimization profile per concurrent context (TensorRT < 9): follows from --streams
+        # and --profile-layers; a pipeline stage runs one context
+        "contexts",
     }
