@@ -68,7 +68,7 @@ def test_dla_variants_report_fallback_layers(
 ) -> None:
     _trt_double_ext.install(monkeypatch)
     model = load_model(bev)
-    not_on_dla = sum(1 for n in model.graph.node if n.op_type not in _trt_double_ext.DLA_OPS)
+    not_on_dla = sum(1 for n in model.graph.node if n.op_type not in _trt_double_ext.dla_ops())
     out = decide_model(
         bev,
         backend="tensorrt",

@@ -238,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if mix:
         print(f"layers: {layers.get('count')} ({mix})")
+    if sc.get("dla"):
+        from ..backends.tensorrt.build import dla_summary
+
+        print(f"dla:     {dla_summary(sc['dla'])}")
     print(f"sidecar: {report.sidecar_path}")
     print(f"log:     {report.log_path}")
     return 0

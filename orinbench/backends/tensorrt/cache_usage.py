@@ -56,13 +56,12 @@ from typing import Any
 
 from ...calib.cache import CalibrationCache, read_cache, same_release
 from ...errors import CalibrationError
-from .inspector import precision_of
+from .inspector import precision_of, profile0_layers
 
 #: share of the network's tensors a cache must cover to count as applied
 MIN_FRACTION = 0.9
 APPLIED, PARTIAL, IGNORED = "applied", "partial", "ignored"
 
-_PROFILE_SUFFIX = re.compile(r"\s*\[profile (\d+)\]\s*$")
 _FOREIGN = re.compile(r"^\{ForeignNode\[.*\]\}$")
 _NVM = re.compile(r" (?:to|from) nvm$")
 #: layer types of Myelin graphs (on the GPU), which are also named {ForeignNode[...]}
@@ -136,14 +135,11 @@ def layers_from_json(info: str | Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     data = json.loads(info) if isinstance(info, str) else info
     layers = data.get("Layers") if isinstance(data, Mapping) else None
-    out: list[dict[str, Any]] = []
-    for layer in layers or ():
-        entry = dict(layer) if isinstance(layer, Mapping) else {"Name": str(layer)}
-        m = _PROFILE_SUFFIX.search(str(entry.get("Name", "")))
-        if m and m.group(1) != "0":
-            continue  # before TensorRT 10 the layers repeat once per optimization profile
-        out.append(entry)
-    return out
+    # before TensorRT 10 the layers repeat once per optimization profile (inspector.py)
+    return [
+        dict(layer) if isinstance(layer, Mapping) else {"Name": str(layer)}
+        for layer in profile0_layers(layers or ())
+    ]
 
 
 def _format_of(layer: Mapping[str, Any]) -> str:
