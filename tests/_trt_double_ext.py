@@ -11,10 +11,11 @@ They stay out of the double itself because they change the layer lists every oth
 asserts on. DLA placement (layers the DLA cannot run, or not in FP16/INT8, fall back to the GPU
 with TensorRT's warning; consecutive DLA layers fused into ``{ForeignNode[first...last]}``;
 ``[DlaLayer]``/``[GpuLayer]`` log lines) is native to the double
-(``tensorrt._core._Build._place_on_dla``). What TensorRT does with calibration caches (a cache of another release skipped, a
-``Missing scale and zero-point for tensor X ...`` warning per network tensor without a scale and
-those tensors' layers kept out of INT8) is native to the double (``tensorrt._core._Build``);
-``install(..., ignore_caches=True)`` only sets its ``_testing.config.ignore_calibration_cache``.
+(``tensorrt._core._Build._place_on_dla``). What TensorRT does with calibration caches (a cache
+of another release skipped, a ``Missing scale and zero-point for tensor X ...`` warning per
+network tensor without a scale and those tensors' layers kept out of INT8) is native to the
+double too (``tensorrt._core._Build``); ``install(..., ignore_caches=True)`` only sets its
+``_testing.config.ignore_calibration_cache``.
 
 The LayerType TensorRT's inspector gives a DLA ForeignNode could not be checked against a real
 engine; this double uses ``ForeignNode`` (orinbench recognises DLA nodes by name and build
@@ -27,6 +28,7 @@ import importlib
 from typing import Any
 
 import pytest
+
 
 def install(monkeypatch: pytest.MonkeyPatch, *, ignore_caches: bool = False) -> Any:
     """Patch the imported double (``tensorrt``) with the behaviour in the module docstring.

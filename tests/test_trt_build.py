@@ -23,7 +23,6 @@ from orinbench.errors import (
     CalibrationError,
     InputFileError,
     ModelError,
-    OrinbenchError,
     ShapeError,
     UsageError,
 )

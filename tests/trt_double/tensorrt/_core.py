@@ -913,12 +913,13 @@ class _Build:
                 "been set for a layer or layer output, but int8 is not configured in the builder)"
             )
             return None
-        if config._device_type == DeviceType.DLA:
-            if not 0 <= config._dla_core < _testing.config.dla_cores:
-                self.error(
-                    f"1: [dlaUtils.cpp] Error Code 1: Cuda Runtime (DLA core {config._dla_core} is not available)"
-                )
-                return None
+        if config._device_type == DeviceType.DLA and not (
+            0 <= config._dla_core < _testing.config.dla_cores
+        ):
+            self.error(
+                f"1: [dlaUtils.cpp] Error Code 1: Cuda Runtime (DLA core {config._dla_core} is not available)"
+            )
+            return None
         try:
             layers = self._layers(strongly, fp16=config._has("FP16"), int8=int8, has_qdq=has_qdq)
         except _BuildFailed as exc:
@@ -1794,9 +1795,7 @@ class EngineInspector:
                 for p in range(1, self._engine.num_optimization_profiles)
                 for b in bindings
             ]
-        return json.dumps(
-            {"Layers": [self._layer(x) for x in listed], "Bindings": bindings}
-        )
+        return json.dumps({"Layers": [self._layer(x) for x in listed], "Bindings": bindings})
 
 
 def nptype(trt_type: Any) -> Any:
