@@ -335,12 +335,19 @@ def _make_cache_calibrator(
         def __init__(self) -> None:
             base.__init__(self)
             self.warnings: list[str] = []
+            self.cache = cache
+            #: True once TensorRT asked for calibration data: it did not use the cache
+            self.cache_not_used = False
 
         def get_batch_size(self) -> int:
             return 1
 
         def get_batch(self, names: Sequence[str]) -> None:
-            # No data: TensorRT must take every scale from the cache.
+            # No data: TensorRT must take every scale from the cache. TensorRT asks for batches
+            # only when it did not take the cache (it skips one it considers incompatible and
+            # calibrates again): returning None then ends that calibration with no data and the
+            # build fails, which _unused_cache_error turns into a CalibrationError.
+            self.cache_not_used = True
             return None
 
         def read_calibration_cache(self) -> bytes:
@@ -850,6 +857,11 @@ def _run_build(
         monitor.raise_if_cancelled()
         for text in _calibrator_warnings(plan.calibrator):
             warn(text)
+        unused = _unused_cache_error(
+            trt, plan.calibrator, model=model, cache_path=opts.calib_cache, src=src
+        )
+        if unused is not None:
+            raise unused
         calib_error = getattr(plan.calibrator, "error", None)
         if isinstance(calib_error, BaseException):
             raise calib_error
@@ -1015,6 +1027,48 @@ def dla_summary(dla: Mapping[str, Any]) -> str:
     if dla.get("mostly_gpu"):
         text += "; most of this engine runs on the GPU, so its timings are not DLA figures"
     return text
+
+
+def _unused_cache_error(
+    trt: Any, calibrator: Any, *, model: onnx.ModelProto, cache_path: Path | None, src: Path
+) -> CalibrationError | None:
+    """The error for a cache-only calibrator that TensorRT asked for data: TensorRT did not use
+    the cache. It names how many network tensors the cache matches by name, and the release that
+    wrote it when that differs from this one (the likely reason). None when the cache was used.
+
+    The real wording of TensorRT's failure after zero batches was not found in a public log
+    ("Calibration failure occurred with no scaling factors detected" is the double's); this
+    check relies on the get_batch call alone, which the calibrator contract guarantees (pyInt8.cpp).
+    """
+    if calibrator is None or not getattr(calibrator, "cache_not_used", False):
+        return None
+    from ...calib.cache import network_activation_tensors, parse_cache, same_release
+    from .cache_usage import match_cache
+
+    what = f"the calibration cache {cache_path}" if cache_path else "the calibration cache"
+    try:
+        cache = parse_cache(bytes(calibrator.cache), source=what)
+    except CalibrationError:
+        cache = None
+    why = "TensorRT skips a cache it considers incompatible and asks for calibration data instead"
+    matched = ""
+    if cache is not None:
+        match = match_cache(cache, network_activation_tensors(model))
+        matched = (
+            f" ({len(match.matched)} of {len(match.network_tensors)} network tensors match it by "
+            "name)"
+        )
+        own, this = cache.trt_version, str(trt.__version__)
+        if own is not None and not same_release(own, this):
+            why = f"it was written by TensorRT {own} and this is TensorRT {this}; " + why
+    model_name = str(src)
+    return CalibrationError(
+        f"TensorRT {trt.__version__} did not use {what}{matched}: it asked for calibration data, "
+        "and a cache-only build has none",
+        why=why,
+        fix=f"calibrate again with this TensorRT (orinbench calibrate {model_name} --data DIR, or "
+        "build with --calib-data DIR)",
+    )
 
 
 def _calibrator_warnings(calibrator: Any) -> list[str]:

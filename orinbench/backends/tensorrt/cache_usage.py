@@ -22,8 +22,7 @@ three sources:
 Verdict (:func:`check_cache_usage`), with ``matched`` = network tensors that have a usable scale
 in the cache and that the log does not name as missing, ``expected`` = all network tensors:
 
-* ``ignored`` — the cache was written by another TensorRT release (major.minor; TensorRT skips
-  such a cache), or the log says the cache was rejected, or the engine has no INT8 layer, or
+* ``ignored`` — the log says the cache was rejected, or the engine has no INT8 layer, or
   ``matched`` is 0 (another network, renamed tensors);
 * ``partial`` — ``matched / expected < min_fraction`` (default :data:`MIN_FRACTION`, 0.9: a
   cache TensorRT wrote for the same network covers every activation it calibrates; the margin
@@ -32,6 +31,13 @@ in the cache and that the log does not name as missing, ``expected`` = all netwo
 
 :func:`require_cache_applied` turns ``ignored``/``partial`` into a :class:`CalibrationError`
 (exit 2) that names how many tensors matched.
+
+A cache written by another TensorRT release (major.minor) is only a note, not a verdict: the one
+maintainer statement found says "trt will skip the file if it is incompatible"
+(NVIDIA/TensorRT#1378), not that another release is incompatible, and the rule itself lives in
+closed TensorRT code. Whether TensorRT used such a cache is judged from the evidence: the engine's
+layers and the build log here, and during ``build_engine`` TensorRT asking the cache-only
+calibrator for data (it then did not use the cache).
 
 Devices and reformat layers in the inspector: a layer whose ``LayerType`` (or ``ParameterType``)
 names DLA, or, in an engine built for DLA, a ``{ForeignNode[first...last]}`` layer whose type is
@@ -72,6 +78,10 @@ _DEFAULT = re.compile(
     r"Setting a default quantization params because quantization data is missing for (?P<t>.+?)"
     r"\s*$"
 )
+#: UNCONFIRMED: no real TensorRT log with a "calibration cache rejected" line was found (audit
+#: defect 12); these patterns are a guess and may never match. A cache TensorRT skips is caught by
+#: the cache-only calibrator being asked for data (build.py) and by the engine having no INT8
+#: layer or the log listing missing scales.
 _REJECTED = re.compile(
     r"calibration (?:cache|table).*?(?:does not match|mismatch|ignor|invalid|incompatible|"
     r"recalibrat)",
@@ -419,9 +429,10 @@ def check_cache_usage(
         if own is None:
             notes.append(f"the cache header {cache.header} does not say which TensorRT wrote it")
         elif not same_release(own, trt_version):
-            ignored.append(
-                f"it was written by TensorRT {own} and this is TensorRT {trt_version}: TensorRT "
-                "skips a cache of another release"
+            # a note, not a verdict (module docstring): the layers and the log decide
+            notes.append(
+                f"the cache was written by TensorRT {own} and this is TensorRT {trt_version}: "
+                "TensorRT may skip a cache it considers incompatible"
             )
     if log.cache_rejected:
         ignored.append(f"the build log says: {log.cache_rejected[0]}")
@@ -481,7 +492,7 @@ def require_cache_applied(
     model = str(model_path) if model_path else "MODEL.onnx"
     raise CalibrationError(
         f"{what} was {how} by {trt}: {usage.matched} of {usage.expected} network tensors matched",
-        why="; ".join(usage.reasons),
+        why="; ".join(usage.reasons + usage.notes),
         fix=f"calibrate again for this network and TensorRT (orinbench calibrate {model} --data "
         f"DIR, or build with --calib-data DIR); 'orinbench calib inspect {cache_path or 'CACHE'} "
         f"--against {model}' lists the tensors that differ",

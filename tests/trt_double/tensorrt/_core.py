@@ -1033,7 +1033,12 @@ class _Build:
             text = bytes(cache).decode("utf-8", "replace")
             m = re.match(r"TRT-(\w+)-(\w+)", text)
             release = _cache_release(m.group(1)) if m else None
-            if m and m.group(2) == algo and release not in (None, CURRENT[:2]):
+            if (
+                m
+                and m.group(2) == algo
+                and release not in (None, CURRENT[:2])
+                and not _testing.config.accept_other_release_caches
+            ):
                 # A cache of another release is skipped without a word ("trt will skip the file
                 # if it is incompatible", NVIDIA/TensorRT#1378) and TensorRT calibrates from the
                 # calibrator's batches instead; a calibrator that only reads a cache has none.
