@@ -27,7 +27,7 @@ from orinbench.backends.tensorrt.cache_usage import (
 )
 from orinbench.backends.tensorrt.sidecar import log_path, read_sidecar, sidecar_path
 from orinbench.calib.cache import make_cache, network_activation_tensors, write_cache
-from orinbench.errors import BuildError, CalibrationError
+from orinbench.errors import CalibrationError
 from orinbench.model.load import load_model
 
 trt_env = fx.trt_env
