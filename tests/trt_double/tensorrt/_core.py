@@ -244,6 +244,10 @@ _CACHE_ALGOS = {
 }
 
 
+#: ops whose outputs the double's calibration writes no scale for (evidence in _calibrate;
+#: Reshape by analogy with Flatten, an assumption)
+UNSCALED_OPS = frozenset({"Identity", "Flatten", "Reshape", "Softmax"})
+
 #: TensorRT's warning for a network tensor without a calibration scale (8.x and 10.x wording,
 #: e.g. NVIDIA/TensorRT#3131, #3659)
 MISSING_SCALE = (
@@ -1083,7 +1087,13 @@ class _Build:
             return False
         _testing.calls["calibration_batches"] += batches
         lines = [f"TRT-{_version_code()}-{algo}"]
-        for name in names + [n.output[0] for n in self.net._nodes if n.output]:
+        # TensorRT writes no scale for some layers' outputs ("for identity layer there is not
+        # scale", NVIDIA/TensorRT#2430; reusing a cache it calibrated itself still logs "Missing
+        # scale and zero-point" for Flatten and Softmax outputs, #3131, #3659)
+        scaled = [
+            n.output[0] for n in self.net._nodes if n.output and n.op_type not in UNSCALED_OPS
+        ]
+        for name in names + scaled:
             lines.append(f"{name}: 3c010a14")
         calibrator.write_calibration_cache(IHostMemory(("\n".join(lines) + "\n").encode()))
         return True
