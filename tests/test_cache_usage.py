@@ -76,6 +76,12 @@ def test_dla_fallback_and_placement_lines_are_found() -> None:
         "conv_6",
     )
     assert log.dla_layers == ("{ForeignNode[/model.0/conv/Conv.../model.23/Concat]}",)
+    # the older precision wording (TensorRT 7/8.0, onnx/tensorflow-onnx#1632)
+    old = parse_builder_log(
+        "[W] [TRT] DLA only supports FP16 and Int8 precision type. Switching (Unnamed Layer* 275) "
+        "[Gather] device type to GPU.\n"
+    )
+    assert old.dla_fallback == ("(Unnamed Layer* 275) [Gather]",)
     assert log.gpu_layers == (
         "SHUFFLE: (Unnamed Layer* 277) [Shuffle]",
         "CONSTANT: /model.24/Constant_1_output_0",

@@ -867,10 +867,13 @@ def _run_build(
             raise calib_error
         if serialized is None:
             errors = log.errors()
+            fix = f"read the log {log_file}"
+            if opts.dla_core is not None and not opts.gpu_fallback:
+                fix += "; layers the DLA cannot run need --gpu-fallback"
             raise BuildError(
                 f"TensorRT {trt.__version__} could not build {src}",
                 why=errors[-1] if errors else "the builder returned no engine",
-                fix=f"read the log {log_file}",
+                fix=fix,
             )
         data = bytes(memoryview(serialized))
         seconds = time.perf_counter() - started

@@ -102,6 +102,10 @@ _DLA_FALLBACK = (
         r"DLA, falling back to GPU"
     ),
     re.compile(r"Switching to GPU for layer (?P<n>.+?)\s*$"),
+    # older wording (TensorRT 7/8.0, onnx/tensorflow-onnx#1632)
+    re.compile(
+        r"DLA only supports FP16 and Int8 precision type\. Switching (?P<n>.+?) device type to GPU"
+    ),
 )
 _DLA_LAYER = re.compile(r"\[DlaLayer\]\s*(?P<n>.+?)\s*$")
 _GPU_LAYER = re.compile(r"\[GpuLayer\]\s*(?P<n>.+?)\s*$")
