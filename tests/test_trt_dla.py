@@ -283,3 +283,21 @@ def test_cli_build_prints_the_dla_fallback(trt_env: TrtEnv, tmp_path: Path, run_
     assert "DLA core 0: 3 of 4 network layers fell back to the GPU" in line
     assert "engine layers DLA 1, GPU 3" in line and "not DLA figures" in line
     assert "warning: DLA core 0: 3 of 4" in err
+
+
+@pytest.mark.parametrize("trt_env", ["8.6", "10.3"], indirect=True)
+def test_a_dla_build_without_fallback_names_the_layer_and_suggests_fallback(
+    trt_env: TrtEnv, tmp_path: Path
+) -> None:
+    from orinbench.errors import BuildError
+
+    engine = tmp_path / "m.engine"
+    with pytest.raises(BuildError) as exc:
+        build_engine(
+            mixed_model(tmp_path / "mixed.onnx"),
+            engine,
+            BuildOptions(precision="fp16", dla_core=0),
+        )
+    msg = str(exc.value)
+    assert "layer softmax is not supported on DLA" in msg and "--gpu-fallback" in msg
+    assert "\n" not in msg and not engine.exists()
