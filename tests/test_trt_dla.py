@@ -301,3 +301,18 @@ def test_a_dla_build_without_fallback_names_the_layer_and_suggests_fallback(
     msg = str(exc.value)
     assert "layer softmax is not supported on DLA" in msg and "--gpu-fallback" in msg
     assert "\n" not in msg and not engine.exists()
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_cli_build_repeat_prints_the_dla_fallback_of_the_kept_engine(
+    trt_env: TrtEnv, tmp_path: Path, run_cli
+) -> None:
+    onnx_path = mixed_model(tmp_path / "mixed.onnx")
+    code, out, err = run_cli(
+        "build", str(onnx_path), "--out", str(tmp_path / "m.engine"), "--precision", "fp16",
+        "--dla-core", "0", "--gpu-fallback", "--repeat", "1", "--repeat-iterations", "5",
+        "--repeat-warmup", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("dla:")]
+    assert "3 of 4 network layers fell back to the GPU" in line
