@@ -76,6 +76,12 @@ def test_dla_fallback_and_placement_lines_are_found() -> None:
         "conv_6",
     )
     assert log.dla_layers == ("{ForeignNode[/model.0/conv/Conv.../model.23/Concat]}",)
+    # the older precision wording (TensorRT 7/8.0, onnx/tensorflow-onnx#1632)
+    old = parse_builder_log(
+        "[W] [TRT] DLA only supports FP16 and Int8 precision type. Switching (Unnamed Layer* 275) "
+        "[Gather] device type to GPU.\n"
+    )
+    assert old.dla_fallback == ("(Unnamed Layer* 275) [Gather]",)
     assert log.gpu_layers == (
         "SHUFFLE: (Unnamed Layer* 277) [Shuffle]",
         "CONSTANT: /model.24/Constant_1_output_0",
@@ -191,16 +197,29 @@ def test_renamed_tensors_mean_the_cache_was_ignored() -> None:
     assert exc.value.exit_code == 2
 
 
-def test_a_cache_of_another_release_is_ignored_even_if_names_match() -> None:
+def test_a_cache_of_another_release_is_a_note_not_a_verdict() -> None:
+    # defect 10: TensorRT may accept a cache of another release; only evidence refuses it
     u = check_cache_usage(
         _cache(NETWORK, version="8.6.1"), network_tensors=NETWORK, trt_version="10.3.0"
     )
-    assert u.verdict == IGNORED and u.matched == 20
-    assert any("TensorRT 8.6.1" in r and "10.3.0" in r for r in u.reasons)
+    assert u.verdict == APPLIED and u.matched == 20 and u.reasons == ()
+    assert any("TensorRT 8.6.1" in n and "10.3.0" in n for n in u.notes)
     same = check_cache_usage(
         _cache(NETWORK, version="10.3.1"), network_tensors=NETWORK, trt_version="10.3.0"
     )
-    assert same.verdict == APPLIED  # a patch release is the same release
+    assert same.verdict == APPLIED and same.notes == ()  # a patch release is the same release
+    # the evidence that TensorRT skipped it (no INT8 layer) refuses it, and names the release
+    fp16_only = [{"Name": "c", "Outputs": [{"Format/Datatype": "Row major linear FP16 format"}]}]
+    skipped = check_cache_usage(
+        _cache(NETWORK, version="8.6.1"),
+        network_tensors=NETWORK,
+        trt_version="10.3.0",
+        layers=fp16_only,
+    )
+    assert skipped.verdict == IGNORED
+    with pytest.raises(CalibrationError) as exc:
+        require_cache_applied(skipped, cache_path="old.cache")
+    assert "no INT8 layer" in str(exc.value) and "written by TensorRT 8.6.1" in str(exc.value)
 
 
 def test_partial_coverage_below_the_threshold() -> None:

@@ -27,7 +27,7 @@ from orinbench.backends.tensorrt.cache_usage import (
 )
 from orinbench.backends.tensorrt.sidecar import log_path, read_sidecar, sidecar_path
 from orinbench.calib.cache import make_cache, network_activation_tensors, write_cache
-from orinbench.errors import BuildError, CalibrationError
+from orinbench.errors import CalibrationError
 from orinbench.model.load import load_model
 
 trt_env = fx.trt_env
@@ -141,28 +141,68 @@ def test_a_partly_matching_cache_is_partial(trt_env: TrtEnv, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("trt_env", ["8.5", "8.6", "10.3"], indirect=True)
-def test_a_cache_of_another_release_is_refused_before_the_build(
+def test_a_cache_of_another_release_that_tensorrt_skips_is_a_calibration_error(
     trt_env: TrtEnv, tmp_path: Path
 ) -> None:
+    """Defects 10 and 12: the release alone no longer refuses the cache before the build; when
+    TensorRT skips it (the double does by default) and asks the cache-only calibrator for data,
+    the build fails as a CalibrationError that says the cache was not used."""
     onnx_path, tensors = _setup(tmp_path)
     other = "8.5.2" if trt_env.version != "8.5" else "8.6.1"
     cache = write_cache(
         tmp_path / "other.cache", make_cache(other, "entropy2", dict.fromkeys(tensors, 0.02))
     )
     engine = tmp_path / "conv.engine"
+    seen: list[str] = []
     with pytest.raises(CalibrationError) as exc:
-        _int8(onnx_path, engine, cache)
+        build_engine(
+            onnx_path,
+            engine,
+            BuildOptions(precision="int8", calib_cache=cache),
+            on_warning=seen.append,
+        )
     msg = str(exc.value)
-    # every name matches: it is the release that makes TensorRT skip it
-    assert "was ignored by TensorRT" in msg and "4 of 4 network tensors matched" in msg
-    assert f"TensorRT {other} and this is TensorRT {trt_env.trt.__version__}" in msg
-    assert trt_env.testing.calls["build_serialized_network"] == 0
-    _nothing_written(engine)
-    # without the check: TensorRT skips the cache, asks the calibrator for batches, has none
-    with pytest.raises(BuildError, match="no scaling factors"):
-        _as_tensorrt_would(trt_env, onnx_path, engine, cache)
+    assert f"did not use the calibration cache {cache}" in msg
+    assert "4 of 4 network tensors match it by name" in msg
+    assert f"written by TensorRT {other} and this is TensorRT {trt_env.trt.__version__}" in msg
+    assert exc.value.exit_code == 2 and "\n" not in msg
+    # TensorRT saw the cache (the build ran) and skipped it
+    assert trt_env.testing.calls["build_serialized_network"] == 1
     assert trt_env.testing.calls["calibration_cache_skipped"] == 1
+    assert any(f"comes from TensorRT {other}" in w for w in seen)
     _nothing_written(engine)
+    # a cache-only calibrator handed in directly: the same CalibrationError, not a BuildError
+    with pytest.raises(CalibrationError, match="did not use the calibration cache"):
+        _as_tensorrt_would(trt_env, onnx_path, engine, cache)
+    assert trt_env.testing.calls["calibration_cache_skipped"] == 2
+    _nothing_written(engine)
+
+
+@pytest.mark.parametrize("trt_env", ["8.6", "10.3"], indirect=True)
+def test_a_cache_of_another_release_that_tensorrt_accepts_builds_with_a_warning(
+    trt_env: TrtEnv, tmp_path: Path
+) -> None:
+    """Defect 10: if TensorRT accepts a cache of another major.minor (not public either way),
+    orinbench builds with it and checks it after the build, instead of refusing it at once."""
+    trt_env.testing.config.accept_other_release_caches = True
+    onnx_path, tensors = _setup(tmp_path)
+    other = "8.5.2"
+    cache = write_cache(
+        tmp_path / "other.cache", make_cache(other, "entropy2", dict.fromkeys(tensors, 0.02))
+    )
+    seen: list[str] = []
+    report = build_engine(
+        onnx_path,
+        tmp_path / "conv.engine",
+        BuildOptions(precision="int8", calib_cache=cache),
+        on_warning=seen.append,
+    )
+    assert trt_env.testing.calls["calibration_from_cache"] == 1
+    usage = report.sidecar["calibration"]["cache_usage"]
+    assert usage["verdict"] == APPLIED and usage["matched"] == 4
+    assert any(f"written by TensorRT {other}" in n for n in usage["notes"])
+    assert any(f"comes from TensorRT {other}" in w for w in seen)
+    assert report.sidecar["layers"]["precision"]["INT8"] == 1
 
 
 @pytest.mark.parametrize("trt_env", ["8.6", "10.3"], indirect=True)

@@ -23,7 +23,6 @@ from orinbench.errors import (
     CalibrationError,
     InputFileError,
     ModelError,
-    OrinbenchError,
     ShapeError,
     UsageError,
 )
@@ -364,15 +363,18 @@ def test_dla_core_and_gpu_fallback(trt_env: TrtEnv, tmp_path: Path) -> None:
     onnx_path = models.conv_model(tmp_path / "conv.onnx")
     with pytest.raises(UsageError, match="has 2 DLA core"):
         build_engine(onnx_path, tmp_path / "e.engine", BuildOptions(precision="fp16", dla_core=2))
-    # FP32 on DLA without GPU fallback is refused by TensorRT itself
-    with pytest.raises(OrinbenchError, match="could not build"):
+    # FP32 cannot run on the DLA: refused before anything is built (tests/test_trt_dla.py)
+    with pytest.raises(UsageError, match="fp32 cannot run on the DLA"):
         build_engine(onnx_path, tmp_path / "e.engine", BuildOptions(dla_core=1))
     report = build_engine(
-        onnx_path, tmp_path / "dla.engine", BuildOptions(dla_core=1, gpu_fallback=True)
+        onnx_path,
+        tmp_path / "dla.engine",
+        BuildOptions(precision="fp16", dla_core=1, gpu_fallback=True),
     )
     assert (
         report.sidecar["settings"]["dla_core"] == 1 and report.sidecar["settings"]["gpu_fallback"]
     )
+    assert report.sidecar["dla"]["fallback_layers"] == 0
 
 
 @pytest.mark.parametrize("trt_env", ["8.6", "10.3"], indirect=True)

@@ -156,7 +156,16 @@ def calibrate(
             for name, arr in first.items():
                 profile.set_shape(name, arr.shape, arr.shape, arr.shape)
             config.add_optimization_profile(profile)
-            config.set_calibration_profile(profile)
+            # set_calibration_profile returns False when TensorRT refuses the profile
+            # (pyCoreDoc.h: "True if the calibration profile was set correctly"); going on would
+            # calibrate at other shapes and fail later with a vaguer message
+            if not config.set_calibration_profile(profile):
+                raise CalibrationError(
+                    "TensorRT refused the calibration profile "
+                    + ", ".join(f"{n}:{shape_text(tuple(a.shape))}" for n, a in first.items()),
+                    why="the calibration samples' shapes do not suit the model's inputs",
+                    fix="give every calibration sample the same shape, one the model accepts",
+                )
         engine = builder.build_serialized_network(network, config)
         if calibrator.error is not None:
             err = calibrator.error

@@ -247,6 +247,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if mix:
         print(f"layers: {layers.get('count')} ({mix})")
+    if sc.get("dla"):
+        from ..backends.tensorrt.build import dla_summary
+
+        print(f"dla:     {dla_summary(sc['dla'])}")
     print(f"sidecar: {report.sidecar_path}")
     print(f"log:     {report.log_path}")
     return 0
@@ -324,5 +328,10 @@ def _run_repeat(args: argparse.Namespace, options: BuildOptions, *, chatty: bool
         print(sentence)
     if not report.flagged:
         print("no build differs from its siblings by more than the run-to-run noise")
+    dla = (out.sidecar or {}).get("dla")
+    if dla:
+        from ..backends.tensorrt.build import dla_summary
+
+        print(f"dla:     {dla_summary(dla)}")
     print(f"sidecar: {out.engine_path}.json")
     return 0

@@ -7,11 +7,16 @@ ONNX Runtime: ``fp32`` is the model itself, ``fp16`` its FP16 conversion
 :func:`orinbench.backends.tensorrt.build_engine` at ``fp32``, ``fp16`` and ``int8`` (calibration
 data or cache), and with ``--dla`` ``dla-fp16`` / ``dla-int8`` (DLA core 0, GPU fallback), all
 sharing one timing cache; an engine whose sidecar matches is reused, not rebuilt.
+
+A DLA variant whose build moved most network layers to the GPU (the sidecar's ``dla.mostly_gpu``,
+from the build log's fallback lines and the engine inspector) is labelled "DLA FP16 (mostly GPU:
+N of M layers fell back)" and its device is "GPU (DLA fallback)", so that its timings are never
+shown as a plain DLA figure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +48,40 @@ class Variant:
     build: Any = None
 
     @property
+    def dla_placement(self) -> Mapping[str, Any] | None:
+        """The sidecar's ``dla`` entry of a DLA engine (how many layers fell back to the GPU),
+        from ``build`` or the engine's sidecar; None for GPU/CPU variants or engines without it."""
+        if self.dla_core is None or self.backend != "tensorrt":
+            return None
+        sidecar = self.build if isinstance(self.build, Mapping) else None
+        if sidecar is None:
+            from ..backends.tensorrt.sidecar import read_sidecar
+            from ..errors import InputFileError
+
+            try:
+                sidecar = read_sidecar(self.artifact) or {}
+            except InputFileError:  # a label never fails; the engine's own checks will
+                sidecar = {}
+        dla = sidecar.get("dla")
+        return dla if isinstance(dla, Mapping) else None
+
+    @property
+    def mostly_gpu(self) -> bool:
+        """A DLA variant most of whose layers TensorRT moved to the GPU: its numbers are GPU
+        numbers, and its label says so."""
+        dla = self.dla_placement
+        return bool(dla and dla.get("mostly_gpu"))
+
+    @property
     def label(self) -> str:
-        return LABELS.get(self.name, self.name)
+        base = LABELS.get(self.name, self.name)
+        dla = self.dla_placement
+        if dla and dla.get("mostly_gpu"):
+            return (
+                f"{base} (mostly GPU: {dla.get('fallback_layers')} of "
+                f"{dla.get('network_layers')} layers fell back)"
+            )
+        return base
 
     @property
     def precision(self) -> str:
@@ -54,7 +91,9 @@ class Variant:
     def device(self) -> str:
         if self.backend == "onnxruntime":
             return "CPU"
-        return "DLA+GPU" if self.dla_core is not None else "GPU"
+        if self.dla_core is None:
+            return "GPU"
+        return "GPU (DLA fallback)" if self.mostly_gpu else "DLA+GPU"
 
     @property
     def size_bytes(self) -> int:

@@ -184,6 +184,15 @@ class BuildOptions:
             raise UsageError("--dla-core must be >= 0", fix="Orin has DLA cores 0 and 1")
         if self.gpu_fallback and self.dla_core is None:
             raise UsageError("--gpu-fallback only applies with --dla-core", fix="add --dla-core 0")
+        if self.dla_core is not None and self.precision == "fp32":
+            # The DLA runs FP16 and INT8 only: without --gpu-fallback TensorRT refuses every
+            # layer, with it every layer runs on the GPU in FP32 and the "DLA" engine is a GPU
+            # FP32 engine. trtexec turns FP16 on for --useDLACore instead; orinbench asks.
+            raise UsageError(
+                "--precision fp32 cannot run on the DLA (--dla-core)",
+                why="the DLA runs FP16 and INT8 layers only",
+                fix="pass --precision fp16 (or int8) with --dla-core, or drop --dla-core",
+            )
         if self.calib_batch < 1:
             raise UsageError("--calib-batch must be >= 1", fix="e.g. --calib-batch 1")
         if self.contexts < 1:
@@ -358,12 +367,19 @@ def _make_cache_calibrator(
         def __init__(self) -> None:
             base.__init__(self)
             self.warnings: list[str] = []
+            self.cache = cache
+            #: True once TensorRT asked for calibration data: it did not use the cache
+            self.cache_not_used = False
 
         def get_batch_size(self) -> int:
             return 1
 
         def get_batch(self, names: Sequence[str]) -> None:
-            # No data: TensorRT must take every scale from the cache.
+            # No data: TensorRT must take every scale from the cache. TensorRT asks for batches
+            # only when it did not take the cache (it skips one it considers incompatible and
+            # calibrates again): returning None then ends that calibration with no data and the
+            # build fails, which _unused_cache_error turns into a CalibrationError.
+            self.cache_not_used = True
             return None
 
         def read_calibration_cache(self) -> bytes:
@@ -734,8 +750,7 @@ def _configure(
             )
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(opts.dla_core)
-        if opts.gpu_fallback:
-            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        _configure_dla(trt, feats, opts, plan, config)
     if opts.opt_level is not None:
         config.builder_optimization_level = int(opts.opt_level)
     # DETAILED lets the engine inspector report each layer's precision (the runner lowers the
@@ -763,6 +778,26 @@ def _configure(
                 fix="give every calibration sample the same shape, one the model accepts",
             )
     return config
+
+
+def _configure_dla(
+    trt: Any, feats: compat.Features, opts: BuildOptions, plan: _Plan, config: Any
+) -> None:
+    """The flags of a DLA build, as trtexec sets them for --useDLACore (sampleEngines.cpp,
+    8.5.3-10.x): PREFER_PRECISION_CONSTRAINTS; GPU_FALLBACK when asked, else DIRECT_IO
+    ("Reformatting runs on GPU, so avoid I/O reformatting"; deprecated in 10.7, so only set
+    before it); FP16 unless INT8 is on. A strongly typed network takes no precision flags (its
+    types are the network's), so there only the fallback flags are set. Verified against the
+    TensorRT double and trtexec's source only, never on a real DLA."""
+    if opts.gpu_fallback:
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    elif not feats.version.at_least("10.7"):
+        config.set_flag(trt.BuilderFlag.DIRECT_IO)
+    if plan.path == PATH_STRONG:
+        return
+    config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+    if not plan.use_int8_flag and not plan.use_fp16_flag:
+        config.set_flag(trt.BuilderFlag.FP16)
 
 
 def _timing_cache(trt: Any, config: Any, path: Path | None, warn: Callable[[str], None]) -> Any:
@@ -858,15 +893,23 @@ def _run_build(
         monitor.raise_if_cancelled()
         for text in _calibrator_warnings(plan.calibrator):
             warn(text)
+        unused = _unused_cache_error(
+            trt, plan.calibrator, model=model, cache_path=opts.calib_cache, src=src
+        )
+        if unused is not None:
+            raise unused
         calib_error = getattr(plan.calibrator, "error", None)
         if isinstance(calib_error, BaseException):
             raise calib_error
         if serialized is None:
             errors = log.errors()
+            fix = f"read the log {log_file}"
+            if opts.dla_core is not None and not opts.gpu_fallback:
+                fix += "; layers the DLA cannot run need --gpu-fallback"
             raise BuildError(
                 f"TensorRT {trt.__version__} could not build {src}",
                 why=errors[-1] if errors else "the builder returned no engine",
-                fix=f"read the log {log_file}",
+                fix=fix,
             )
         data = bytes(memoryview(serialized))
         seconds = time.perf_counter() - started
@@ -882,6 +925,18 @@ def _run_build(
             inputs, outputs = engine_io(trt, built)
         else:
             warn("the new engine could not be loaded for inspection; see the log")
+        dla = None
+        if opts.dla_core is not None:
+            dla = dla_placement(
+                trt,
+                built,
+                log_text="\n".join(r.message for r in log.records),
+                network_layers=int(network.num_layers),
+                core=int(opts.dla_core),
+                gpu_fallback=opts.gpu_fallback,
+            )
+            if dla["fallback_layers"] or dla["mostly_gpu"]:
+                warn(dla_summary(dla))
         calibration = dict(plan.calibration) if plan.calibration else None
         if plan.cache_bytes is not None:
             # before anything is written: an engine built on a cache TensorRT ignored must not
@@ -932,6 +987,7 @@ def _run_build(
                 "outputs": [s.to_dict() for s in outputs],
             },
             "layers": layers,
+            "dla": dla,
             "warnings": len(warnings),
         }
         atomic_write_bytes(engine_file, data)
@@ -953,6 +1009,105 @@ def _run_build(
         )
     finally:
         log.write(log_file, header=header)
+
+
+def dla_placement(
+    trt: Any,
+    built: Any,
+    *,
+    log_text: str,
+    network_layers: int,
+    core: int,
+    gpu_fallback: bool,
+) -> dict[str, Any]:
+    """Where a DLA build's layers ended up, for the sidecar's ``dla`` entry.
+
+    ``fallback_layers`` counts the network layers TensorRT moved to the GPU, from the build log
+    ("Layer 'X' (TYPE): Unsupported on DLA. Switching this layer's device type to GPU." and
+    "Default DLA is enabled but layer X is not supported on DLA, falling back to GPU."), out of
+    ``network_layers`` (the TensorRT network's layers, which are what those lines name).
+    ``engine_layers`` counts the built engine's layers per device from the inspector (a DLA
+    subgraph is one ``{ForeignNode[...]}`` layer there). ``mostly_gpu`` is true when more than
+    half of the network layers fell back, or when the inspector shows no DLA layer at all: such
+    an engine's timings are GPU figures and must not be read as DLA ones. Verified only against
+    the TensorRT double and upstream log wording, never on a real DLA.
+    """
+    from .cache_usage import analyze_layers, inspector_layers, parse_builder_log
+
+    fallback = parse_builder_log(log_text).dla_fallback
+    layers = inspector_layers(trt, built) if built is not None else None
+    engine_layers = None
+    if layers:
+        engine_layers = dict(analyze_layers(layers, dla_engine=True).device)
+    on_dla = engine_layers.get("DLA", 0) if engine_layers is not None else None
+    mostly_gpu = (network_layers > 0 and 2 * len(fallback) > network_layers) or on_dla == 0
+    return {
+        "core": core,
+        "gpu_fallback": gpu_fallback,
+        "network_layers": network_layers,
+        "fallback_layers": len(fallback),
+        "fallback_examples": list(fallback[:10]),
+        "engine_layers": engine_layers,
+        "mostly_gpu": bool(mostly_gpu),
+        "source": "build log (layers switched to the GPU) and engine inspector (devices)",
+    }
+
+
+def dla_summary(dla: Mapping[str, Any]) -> str:
+    """One line for the build output: how many layers of a DLA build fell back to the GPU."""
+    n, total = dla.get("fallback_layers", 0), dla.get("network_layers", 0)
+    text = f"DLA core {dla.get('core')}: {n} of {total} network layers fell back to the GPU"
+    examples = list(dla.get("fallback_examples") or [])
+    if examples:
+        text += f" (e.g. {', '.join(examples[:3])})"
+    devices = dla.get("engine_layers")
+    if devices:
+        text += "; engine layers " + ", ".join(f"{k} {v}" for k, v in sorted(devices.items()))
+    if dla.get("mostly_gpu"):
+        text += "; most of this engine runs on the GPU, so its timings are not DLA figures"
+    return text
+
+
+def _unused_cache_error(
+    trt: Any, calibrator: Any, *, model: onnx.ModelProto, cache_path: Path | None, src: Path
+) -> CalibrationError | None:
+    """The error for a cache-only calibrator that TensorRT asked for data: TensorRT did not use
+    the cache. It names how many network tensors the cache matches by name, and the release that
+    wrote it when that differs from this one (the likely reason). None when the cache was used.
+
+    The real wording of TensorRT's failure after zero batches was not found in a public log
+    ("Calibration failure occurred with no scaling factors detected" is the double's); this
+    check relies on the get_batch call alone, which the calibrator contract guarantees (pyInt8.cpp).
+    """
+    if calibrator is None or not getattr(calibrator, "cache_not_used", False):
+        return None
+    from ...calib.cache import network_activation_tensors, parse_cache, same_release
+    from .cache_usage import match_cache
+
+    what = f"the calibration cache {cache_path}" if cache_path else "the calibration cache"
+    try:
+        cache = parse_cache(bytes(calibrator.cache), source=what)
+    except CalibrationError:
+        cache = None
+    why = "TensorRT skips a cache it considers incompatible and asks for calibration data instead"
+    matched = ""
+    if cache is not None:
+        match = match_cache(cache, network_activation_tensors(model))
+        matched = (
+            f" ({len(match.matched)} of {len(match.network_tensors)} network tensors match it by "
+            "name)"
+        )
+        own, this = cache.trt_version, str(trt.__version__)
+        if own is not None and not same_release(own, this):
+            why = f"it was written by TensorRT {own} and this is TensorRT {this}; " + why
+    model_name = str(src)
+    return CalibrationError(
+        f"TensorRT {trt.__version__} did not use {what}{matched}: it asked for calibration data, "
+        "and a cache-only build has none",
+        why=why,
+        fix=f"calibrate again with this TensorRT (orinbench calibrate {model_name} --data DIR, or "
+        "build with --calib-data DIR)",
+    )
 
 
 def _calibrator_warnings(calibrator: Any) -> list[str]:

@@ -53,6 +53,7 @@ GATED_NAMES: dict[str, tuple[str | None, str | None]] = {
     "EXPLICIT_BATCH": (None, "10.0"),
     "STRONGLY_TYPED": ("10.0", None),
     "FP16": (None, "11.0"),
+    "PREFER_PRECISION_CONSTRAINTS": (None, "11.0"),
     "int8_calibrator": (None, "11.0"),
     "set_calibration_profile": (None, "11.0"),
     "IInt8EntropyCalibrator2": (None, "11.0"),

@@ -278,6 +278,10 @@ _CACHE_ALGOS = {
 }
 
 
+#: ops whose outputs the double's calibration writes no scale for (evidence in _calibrate;
+#: Reshape by analogy with Flatten, an assumption)
+UNSCALED_OPS = frozenset({"Identity", "Flatten", "Reshape", "Softmax"})
+
 #: TensorRT's warning for a network tensor without a calibration scale (8.x and 10.x wording,
 #: e.g. NVIDIA/TensorRT#3131, #3659)
 MISSING_SCALE = (
@@ -853,6 +857,26 @@ class _Cancelled(Exception):
     pass
 
 
+class _BuildFailed(Exception):
+    """A build error found while placing layers (the message is TensorRT's)."""
+
+
+#: op types the simulated DLA runs, in FP16 or INT8 only (the rest, and FP32 layers, cannot run
+#: on the DLA: they fall back to the GPU with GPU_FALLBACK, else the build fails)
+DLA_OPS = frozenset({
+    "Conv", "ConvTranspose", "Relu", "Sigmoid", "Tanh", "Clip", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "BatchNormalization", "Add", "Mul", "Sub", "Concat", "Resize",
+})  # fmt: skip
+#: TensorRT layer-type names printed in DLA log lines
+TRT_LAYER_TYPE = {
+    "Conv": "CONVOLUTION", "Relu": "ACTIVATION", "Sigmoid": "ACTIVATION", "Reshape": "SHUFFLE",
+    "Transpose": "SHUFFLE", "Identity": "IDENTITY", "Gather": "GATHER", "ReduceSum": "REDUCE",
+    "Softmax": "SOFTMAX", "Split": "SLICE", "Concat": "CONCATENATION", "Add": "ELEMENTWISE",
+    "Mul": "ELEMENTWISE", "MaxPool": "POOLING", "Resize": "RESIZE", "Flatten": "SHUFFLE",
+    "MatMul": "MATRIX_MULTIPLY", "Gemm": "MATRIX_MULTIPLY",
+}  # fmt: skip
+
+
 class _Build:
     """One build_serialized_network call."""
 
@@ -927,19 +951,18 @@ class _Build:
                 "been set for a layer or layer output, but int8 is not configured in the builder)"
             )
             return None
-        if config._device_type == DeviceType.DLA:
-            if not 0 <= config._dla_core < _testing.config.dla_cores:
-                self.error(
-                    f"1: [dlaUtils.cpp] Error Code 1: Cuda Runtime (DLA core {config._dla_core} is not available)"
-                )
-                return None
-            if not (config._has("FP16") or config._has("INT8")) and not config._has("GPU_FALLBACK"):
-                self.error(
-                    "2: [network.cpp::validate] Error Code 2: Internal Error (Default DLA is enabled but "
-                    "layer is not supported on DLA and falling back to GPU is not enabled.)"
-                )
-                return None
-        layers = self._layers(strongly, fp16=config._has("FP16"), int8=int8, has_qdq=has_qdq)
+        if config._device_type == DeviceType.DLA and not (
+            0 <= config._dla_core < _testing.config.dla_cores
+        ):
+            self.error(
+                f"1: [dlaUtils.cpp] Error Code 1: Cuda Runtime (DLA core {config._dla_core} is not available)"
+            )
+            return None
+        try:
+            layers = self._layers(strongly, fp16=config._has("FP16"), int8=int8, has_qdq=has_qdq)
+        except _BuildFailed as exc:
+            self.error(str(exc))
+            return None
         try:
             self._progress(len(layers))
         except _Cancelled:
@@ -1065,7 +1088,12 @@ class _Build:
             text = bytes(cache).decode("utf-8", "replace")
             m = re.match(r"TRT-(\w+)-(\w+)", text)
             release = _cache_release(m.group(1)) if m else None
-            if m and m.group(2) == algo and release not in (None, CURRENT[:2]):
+            if (
+                m
+                and m.group(2) == algo
+                and release not in (None, CURRENT[:2])
+                and not _testing.config.accept_other_release_caches
+            ):
                 # A cache of another release is skipped without a word ("trt will skip the file
                 # if it is incompatible", NVIDIA/TensorRT#1378) and TensorRT calibrates from the
                 # calibrator's batches instead; a calibrator that only reads a cache has none.
@@ -1110,7 +1138,13 @@ class _Build:
             return False
         _testing.calls["calibration_batches"] += batches
         lines = [f"TRT-{_version_code()}-{algo}"]
-        for name in names + [n.output[0] for n in self.net._nodes if n.output]:
+        # TensorRT writes no scale for some layers' outputs ("for identity layer there is not
+        # scale", NVIDIA/TensorRT#2430; reusing a cache it calibrated itself still logs "Missing
+        # scale and zero-point" for Flatten and Softmax outputs, #3131, #3659)
+        scaled = [
+            n.output[0] for n in self.net._nodes if n.output and n.op_type not in UNSCALED_OPS
+        ]
+        for name in names + scaled:
             lines.append(f"{name}: 3c010a14")
         calibrator.write_calibration_cache(IHostMemory(("\n".join(lines) + "\n").encode()))
         return True
@@ -1166,6 +1200,7 @@ class _Build:
         self, strongly: bool, *, fp16: bool, int8: bool, has_qdq: bool
     ) -> list[dict[str, Any]]:
         types = self.net._types
+        dla = self.config._device_type == DeviceType.DLA
         dq_outputs = {
             o for n in self.net._nodes if n.op_type == "DequantizeLinear" for o in n.output
         }
@@ -1182,7 +1217,11 @@ class _Build:
                 )
             elif (
                 int8
-                and n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")
+                and (
+                    n.op_type in ("Conv", "MatMul", "Gemm", "ConvTranspose")
+                    # on the DLA every layer it runs is INT8 when INT8 is enabled and scaled
+                    or (dla and n.op_type in DLA_OPS)
+                )
                 and (not has_qdq or any(i in dq_outputs for i in n.input))
                 and (has_qdq or self._scaled(n))
             ):
@@ -1201,7 +1240,84 @@ class _Build:
                     "outputs": list(n.output),
                 }
             )
-        return layers
+        return self._place_on_dla(layers) if dla else layers
+
+    def _place_on_dla(self, layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Real DLA placement rules (8.5/8.6/10.x): a layer runs on the DLA only when the DLA
+        supports its op and it runs in FP16 or INT8 ("DLA only supports FP16 and Int8 precision
+        type", onnx/tensorflow-onnx#1632). Any other layer falls back to the GPU with GPU_FALLBACK,
+        logged as "Layer 'X' (TYPE): Unsupported on DLA. Switching this layer's device type to
+        GPU." (ultralytics#18012, NVIDIA-AI-IOT/jetson_dla_tutorial#3; the double uses this
+        wording for the precision case too, which was not checked against a real log); without
+        GPU_FALLBACK the build fails ("Default DLA is enabled but layer X is not supported on DLA
+        and falling back to GPU is not enabled", NVIDIA/TensorRT#2318 wording family). Consecutive
+        DLA layers become one {ForeignNode[first...last]} engine layer, and the log lists the
+        layers on each device ([DlaLayer] / [GpuLayer] lines). DIRECT_IO only forbids reformats
+        next to network I/O tensors whose allowed_formats were set ("Require that no reformats be
+        inserted between a layer and a network I/O tensor for which ITensor.allowed_formats was
+        set", pyCoreDoc.h); the double models no allowed_formats, so the flag changes nothing.
+        PREFER_PRECISION_CONSTRAINTS matters only for per-layer precisions, which the double
+        does not model either."""
+        fallback = self.config._has("GPU_FALLBACK")
+        nodes = {(n.name or f"{n.op_type}_{i}"): n for i, n in enumerate(self.net._nodes)}
+        placed: list[tuple[bool, dict[str, Any]]] = []
+        for layer in layers:
+            node = nodes.get(layer["name"])
+            op = node.op_type if node is not None else layer["type"]
+            on_dla = op in DLA_OPS and layer["precision"] in ("FP16", "INT8")
+            if not on_dla:
+                if not fallback:
+                    raise _BuildFailed(
+                        "2: [network.cpp::validate] Error Code 2: Internal Error (Default DLA is "
+                        f"enabled but layer {layer['name']} is not supported on DLA and falling back "
+                        "to GPU is not enabled.)"
+                    )
+                _log(
+                    self.logger,
+                    "WARNING",
+                    f"Layer '{layer['name']}' ({TRT_LAYER_TYPE.get(op, op.upper())}): Unsupported on "
+                    "DLA. Switching this layer's device type to GPU.",
+                )
+            placed.append((on_dla, layer))
+        fused: list[dict[str, Any]] = []
+        dla_names: list[str] = []
+        gpu_lines: list[str] = []
+        group: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if not group:
+                return
+            name = f"{{ForeignNode[{group[0]['name']}...{group[-1]['name']}]}}"
+            dla_names.append(name)
+            fused.append(
+                {
+                    "name": name,
+                    "type": "ForeignNode",
+                    "precision": group[-1]["precision"],
+                    "weight": sum(x["weight"] for x in group) * 0.8,
+                    "outputs": group[-1]["outputs"],
+                    "device": "DLA",
+                }
+            )
+            group.clear()
+
+        for on_dla, layer in placed:
+            if on_dla:
+                group.append(layer)
+                continue
+            flush()
+            fused.append({**layer, "device": "GPU"})
+            node = nodes.get(layer["name"])
+            op = node.op_type if node is not None else layer["type"]
+            gpu_lines.append(f"[GpuLayer] {TRT_LAYER_TYPE.get(op, op.upper())}: {layer['name']}")
+        flush()
+        _log(self.logger, "INFO", "---------- Layers Running on DLA ----------")
+        for name in dla_names:
+            _log(self.logger, "INFO", f"[DlaLayer] {name}")
+        _log(self.logger, "INFO", "---------- Layers Running on GPU ----------")
+        for line in gpu_lines:
+            _log(self.logger, "INFO", line)
+        return fused
 
     def _scaled(self, node: Any) -> bool:
         """Whether every network tensor a node reads or writes has a calibration scale."""
@@ -1879,19 +1995,42 @@ class EngineInspector:
             "TacticValue": "0x0000000000000000",
         }
 
-    def get_layer_information(self, layer_index: int, format: Any) -> str:
+    def _listed(self) -> list[dict[str, Any]]:
+        """The layers as the inspector lists them. Before TensorRT 10 an engine holds one copy of
+        its layers per optimization profile, and the copies of profile N >= 1 carry " [profile N]"
+        in their names and tensor names (TREx parser.py; Polygraphy util.py walks
+        num_layers // num_optimization_profiles layers per profile). From 10 "layer information
+        is not specified per profile" (Polygraphy util.py): each layer is listed once."""
         layers = self._engine._h["layers"]
-        return json.dumps(self._layer(layers[layer_index % len(layers)]))
+        copies = self._engine.num_optimization_profiles if CURRENT < (10, 0) else 1
+        out = list(layers)
+        for p in range(1, copies):
+            tag = f" [profile {p}]"
+            out += [
+                {**x, "name": x["name"] + tag, "outputs": [o + tag for o in x["outputs"]]}
+                for x in layers
+            ]
+        return out
+
+    def get_layer_information(self, layer_index: int, format: Any) -> str:
+        listed = self._listed()
+        if not 0 <= layer_index < len(listed):
+            raise IndexError(f"layer index {layer_index} out of range [0, {len(listed)})")
+        layer = self._layer(listed[layer_index])
+        return json.dumps(layer) if format == LayerInformationFormat.JSON else str(layer)
 
     def get_engine_information(self, format: Any) -> str:
+        listed = self._listed()
         if format != LayerInformationFormat.JSON:
-            return "\n".join(str(x) for x in self._engine._h["layers"])
-        return json.dumps(
-            {
-                "Layers": [self._layer(x) for x in self._engine._h["layers"]],
-                "Bindings": [t["name"] for t in self._engine._h["io"]],
-            }
-        )
+            return "\n".join(str(x["name"]) for x in listed)
+        bindings = [t["name"] for t in self._engine._h["io"]]
+        if CURRENT < (10, 0):
+            bindings += [
+                f"{b} [profile {p}]"
+                for p in range(1, self._engine.num_optimization_profiles)
+                for b in bindings
+            ]
+        return json.dumps({"Layers": [self._layer(x) for x in listed], "Bindings": bindings})
 
 
 def nptype(trt_type: Any) -> Any:

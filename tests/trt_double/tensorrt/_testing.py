@@ -5,7 +5,11 @@ engine takes on the simulated GPU (``inference_ms``; with ``tactic_jitter`` > 0 
 builds that time their own tactics, see ``_Build._inference_ms``), and
 ``ignore_calibration_cache``: the builder reads an INT8 calibration cache but takes no scale from
 it, logging every network tensor as missing one (what TensorRT does with a cache it drops without
-saying so; the engine builds, with no INT8 layer). ``cuda``: the CUDA runtime the double reads and
+saying so; the engine builds, with no INT8 layer); ``accept_other_release_caches``: the builder
+takes the scales of a cache written by another TensorRT major.minor instead of skipping it (by
+default the double skips such a cache, "trt will skip the file if it is incompatible",
+NVIDIA/TensorRT#1378; which releases real TensorRT accepts is not public, so tests cover both).
+``cuda``: the CUDA runtime the double reads and
 writes memory and queues work through (the tests' FakeCuda registers itself); without one,
 ``execute_async_v3`` refuses to run. ``plugins``: op types whose plugin creators are "registered"
 (what a dlopen of a plugin library does for real). ``calls``: a count of API calls, for tests to
@@ -29,6 +33,7 @@ class Config:
     inference_ms: float = 2.0
     tactic_jitter: float = 0.0
     ignore_calibration_cache: bool = False
+    accept_other_release_caches: bool = False
 
 
 class CudaRuntime(Protocol):
