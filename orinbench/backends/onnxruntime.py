@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .. import _lazy
-from ..errors import BackendError, DependencyMissingError, ModelError, ShapeError
+from ..errors import BackendError, DependencyMissingError, ModelError, ShapeError, UsageError
+from ..model.shapes import format_shape
 from ..results.schema import TensorSpec
 from .base import DeviceTimer, check_feed
 
@@ -60,6 +61,15 @@ class OnnxRuntimeRunner:
     ) -> None:
         self._model = model
         self._providers = list(providers) if providers else ["CPUExecutionProvider"]
+        if intra_op_threads is not None and (
+            isinstance(intra_op_threads, bool)
+            or not isinstance(intra_op_threads, int)
+            or intra_op_threads < 1
+        ):
+            raise UsageError(
+                f"--ort-threads must be a whole number of at least 1, not {intra_op_threads!r}",
+                fix="pass e.g. --ort-threads 4, or leave it out for ONNX Runtime's choice",
+            )
         self._threads = intra_op_threads
         self._opt = graph_optimization
         self._session: Any = None
@@ -73,7 +83,9 @@ class OnnxRuntimeRunner:
     def __enter__(self) -> OnnxRuntimeRunner:
         ort = _lazy.onnxruntime()
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        # 4 = fatal only: ONNX Runtime logs a failed run as a coloured ERROR line of its own;
+        # the user sees orinbench's one-line error instead (which carries ORT's message)
+        so.log_severity_level = 4
         levels = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -152,8 +164,8 @@ class OnnxRuntimeRunner:
                 for d, s in zip(spec.shape, arr.shape, strict=True)
             ):
                 raise ShapeError(
-                    f"input '{spec.name}' has shape {'x'.join(map(str, arr.shape))}, the model "
-                    f"expects {'x'.join(map(str, spec.shape))}",
+                    f"input '{spec.name}' has shape {format_shape(arr.shape)}, the model "
+                    f"expects {format_shape(spec.shape)}",
                     fix="pass data of the model's shape (or --shape for dynamic dimensions)",
                 )
             self._fed[spec.name] = arr
