@@ -46,6 +46,20 @@ def ort_version() -> str:
         return "unavailable"
 
 
+def check_providers(providers: Sequence[str]) -> None:
+    """Raise :class:`BackendError` unless this onnxruntime build has every one of ``providers``;
+    commands that write files before they run a model check ``--ort-providers`` with it first."""
+    available = set(_lazy.onnxruntime().get_available_providers())
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise BackendError(
+            f"ONNX Runtime execution provider(s) {', '.join(missing)} not available",
+            why=f"this onnxruntime build has {', '.join(sorted(available))}",
+            fix="install the onnxruntime build that has them (onnxruntime-gpu) or drop "
+            "--ort-providers",
+        )
+
+
 class OnnxRuntimeRunner:
     """Runs an ONNX model with ONNX Runtime. Use as a context manager."""
 
@@ -95,15 +109,7 @@ class OnnxRuntimeRunner:
         so.graph_optimization_level = levels[self._opt]
         if self._threads:
             so.intra_op_num_threads = int(self._threads)
-        available = set(ort.get_available_providers())
-        missing = [p for p in self._providers if p not in available]
-        if missing:
-            raise BackendError(
-                f"ONNX Runtime execution provider(s) {', '.join(missing)} not available",
-                why=f"this onnxruntime build has {', '.join(sorted(available))}",
-                fix="install the onnxruntime build that has them (onnxruntime-gpu) or drop "
-                "--ort-providers",
-            )
+        check_providers(self._providers)
         source = self._model if isinstance(self._model, bytes) else str(Path(self._model))
         try:
             self._session = ort.InferenceSession(source, sess_options=so, providers=self._providers)

@@ -239,6 +239,10 @@ def decide_model(
             "--ort-threads and --ort-providers apply to ONNX Runtime, not --backend tensorrt",
             fix="drop them, or use --backend onnxruntime",
         )
+    if providers:
+        from ..backends.onnxruntime import check_providers
+
+        check_providers(providers)  # before any variant is written
     shapes = dict(shapes or {})
     npz = Path(inputs_npz) if inputs_npz is not None else None
     if max_loss_pct is not None and not (max_loss_pct >= 0 and math.isfinite(max_loss_pct)):
