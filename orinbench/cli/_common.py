@@ -182,6 +182,9 @@ def ort_options(args: argparse.Namespace) -> dict[str, Any]:
                 f"--ort-providers {providers!r} names no provider",
                 fix="pass e.g. --ort-providers CUDAExecutionProvider,CPUExecutionProvider",
             )
+        from ..backends.onnxruntime import check_providers
+
+        check_providers(names)  # before anything is probed, made or written
         opts["providers"] = names
     if getattr(args, "ort_threads", None) is not None:
         opts["intra_op_threads"] = args.ort_threads
