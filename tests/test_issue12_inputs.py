@@ -22,18 +22,20 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import orinbench
 from orinbench.backends.onnxruntime import OnnxRuntimeRunner
 from orinbench.calib.dataset import dataset_from_arrays, open_dataset, write_sample
 from orinbench.calib.specs import model_io_specs
 from orinbench.cli.main import build_parser
 from orinbench.errors import CalibrationError, ExitCode, ShapeError, UsageError
 from orinbench.model import feeds
-from orinbench.model.feeds import check_feed_fits, feed_bytes, random_feed
+from orinbench.model.feeds import random_feed
 from orinbench.model.shapes import format_shape, parse_shape_arg, resolve_input_shapes
 from orinbench.results.io import load_result
 from orinbench.results.schema import TensorSpec
 
-REPO = Path(__file__).resolve().parents[1]
+#: the checkout whose orinbench is under test (the subprocess imports the same one)
+SOURCE = Path(orinbench.__file__).resolve().parents[1]
 Cli = Callable[..., tuple[int, str, str]]
 QUICK = ("--iterations", "3", "--warmup", "0", "--power", "none", "--no-history")
 
@@ -390,6 +392,8 @@ def test_absurd_shapes_are_one_line_exit_2(
 def test_generated_inputs_larger_than_free_memory_are_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from orinbench.model.feeds import check_feed_fits, feed_bytes
+
     spec = TensorSpec(name="images", dtype="float16", shape=(1, 3, "H", "W"))
     shapes = {"images": (1, 3, 1024, 1024)}
     # float16 is drawn as float32 first: 2 + 4 bytes per element at the peak
@@ -491,7 +495,7 @@ def test_in_memory_sets_of_mixed_shapes_are_refused_for_calibration(dyn_model: P
 # -- item 12 (inputs): ONNX Runtime's log, thread counts, budgets, NaN inputs --------------------
 def test_onnxruntime_runtime_error_is_one_line_without_its_own_log(tmp_path: Path) -> None:
     model = reshape_model(tmp_path / "reshape.onnx")
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {"PYTHONPATH": str(SOURCE), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "orinbench", "bench", str(model), "--shape", "x:3", *QUICK],
         capture_output=True,
