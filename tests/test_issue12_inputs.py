@@ -648,3 +648,23 @@ def test_dynamic_shape_resolution_is_shared(dyn_model: Path) -> None:
     """calib generate, bench and decide resolve --shape with the same function."""
     inputs, _ = model_io_specs(dyn_model)
     assert resolve_input_shapes(inputs, {"images": (1, 3, 5, 7)}) == {"images": (1, 3, 5, 7)}
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_tensorrt_bench_refuses_an_absurd_shape_before_building(
+    trt_env: object, run_cli: Cli, dyn_model: Path, tmp_path: Path
+) -> None:
+    """Against the TensorRT double: the profile is never built for a shape that cannot fit."""
+    engine = tmp_path / "dyn.engine"
+    before = snapshot(tmp_path)
+    err = one_line_exit_2(
+        *run_cli("bench", str(dyn_model), "--backend", "tensorrt", "--engine-out", str(engine),
+                 "--shape", "images:1x3x100000x100000", *QUICK)
+    )  # fmt: skip
+    assert "of memory free" in err
+    assert snapshot(tmp_path) == before and not engine.exists()
+    err = one_line_exit_2(
+        *run_cli("bench", str(dyn_model), "--backend", "tensorrt", "--ort-threads", "2",
+                 "--shape", "images:1x3x8x8", *QUICK)
+    )  # fmt: skip
+    assert "apply to ONNX Runtime, not TensorRT" in err
