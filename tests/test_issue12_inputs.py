@@ -217,7 +217,7 @@ def test_accuracy_and_quantize_on_a_rank0_calibration_set(
     data = scalar_set(tmp_path / "set")
     code, out, err = run_cli(
         "accuracy", str(scalar_model), "--reference", str(scalar_model), "--data", str(data),
-        "--json",
+        "--json", "--threads", "1",  # the older spelling of --ort-threads still works
     )  # fmt: skip
     assert code == 0, err
     report = json.loads(out)
