@@ -668,3 +668,24 @@ def test_tensorrt_bench_refuses_an_absurd_shape_before_building(
                  "--shape", "images:1x3x8x8", *QUICK)
     )  # fmt: skip
     assert "apply to ONNX Runtime, not TensorRT" in err
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_tensorrt_decide_builds_a_dynamic_model_at_the_given_shape(
+    trt_env: object, run_cli: Cli, dyn_model: Path, tmp_path: Path
+) -> None:
+    """Against the TensorRT double: --shape becomes the engines' fixed profile."""
+    data = image_set(tmp_path / "set", [16, 16])
+    work = tmp_path / "work"
+    argv = (
+        "decide", str(dyn_model), "--backend", "tensorrt", "--calib-data", str(data),
+        "--variants", "fp32,fp16", "--workdir", str(work), "--max-loss", "100", *QUICK,
+    )  # fmt: skip
+    err = one_line_exit_2(*run_cli(*argv))
+    assert "pass --shape images:1x3x<H>x<W>" in err and not work.exists()
+    out = tmp_path / "r.json"
+    code, _, err = run_cli(*argv, "--shape", "images:1x3x16x16", "--out", str(out))
+    assert code == 0, err
+    sidecar = json.loads((work / "dyn_hw.fp16.engine.json").read_text())
+    assert sidecar["settings"]["shapes"]["images"]["opt"] == [1, 3, 16, 16]
+    assert load_result(out).config.shapes["images"] == (1, 3, 16, 16)
