@@ -689,3 +689,25 @@ def test_tensorrt_decide_builds_a_dynamic_model_at_the_given_shape(
     sidecar = json.loads((work / "dyn_hw.fp16.engine.json").read_text())
     assert sidecar["settings"]["shapes"]["images"]["opt"] == [1, 3, 16, 16]
     assert load_result(out).config.shapes["images"] == (1, 3, 16, 16)
+
+
+def test_decide_accepts_a_mixed_shape_holdout_but_not_mixed_calibration_data(
+    run_cli: Cli, dyn_model: Path, tmp_path: Path
+) -> None:
+    """The holdout only measures accuracy, sample by sample; the calibration data is calibrated
+    on. Benchmarked on --inputs, so no --shape fixes the samples' size."""
+    calib = image_set(tmp_path / "calib", [8, 8])
+    holdout = image_set(tmp_path / "holdout", [8, 16])
+    npz = tmp_path / "in.npz"
+    np.savez(npz, images=np.zeros((1, 3, 8, 8), np.float32))
+    argv = ("decide", str(dyn_model), "--inputs", str(npz), "--max-loss", "100", *QUICK)
+    code, _, err = run_cli(
+        *argv, "--calib-data", str(calib), "--holdout", str(holdout), "--workdir",
+        str(tmp_path / "w1"),
+    )  # fmt: skip
+    assert code == 0, err
+    err = one_line_exit_2(
+        *run_cli(*argv, "--calib-data", str(holdout), "--holdout", str(calib), "--workdir",
+                 str(tmp_path / "w2"))
+    )  # fmt: skip
+    assert "has shape 1x3x16x16, but" in err and not (tmp_path / "w2").exists()

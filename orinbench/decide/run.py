@@ -142,7 +142,14 @@ def _check_inputs(
         load_feed_npz(inputs_npz, inputs, shapes)
     else:
         check_feed_fits(inputs, resolve_input_shapes(inputs, shapes))
-    dataset = open_dataset(data, inputs=with_shapes(inputs, shapes), max_samples=max_samples)
+    # a holdout only measures accuracy, sample by sample: its samples may differ in shape; the
+    # calibration data must not (the INT8 variant calibrates on it)
+    dataset = open_dataset(
+        data,
+        inputs=with_shapes(inputs, shapes),
+        max_samples=max_samples,
+        one_shape=holdout is None,
+    )
     if calib_data is not None and holdout is not None:
         open_dataset(calib_data, inputs=with_shapes(inputs, shapes), max_samples=max_samples)
     return dataset
