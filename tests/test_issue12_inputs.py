@@ -552,6 +552,16 @@ def test_nan_inputs_are_benchmarked_with_a_warning(
     assert code == 0, err
     soaked = json.loads(stdout)["quality"]["warnings"]
     assert "nonfinite-inputs" in [w["code"] for w in soaked]
+    recipe = tmp_path / "one.toml"
+    recipe.write_text(
+        f'[pipeline]\nname = "one"\n\n[[stages]]\nname = "cam"\nonnx = "{dyn_model.name}"\n'
+    )
+    code, _, err = run_cli(
+        "run", str(recipe), "--backend", "onnxruntime", "--inputs", str(npz), "--shape",
+        "images:1x3x8x8", "--no-gate", "--out", str(out), *QUICK,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "nonfinite-inputs" in [w.code for w in load_result(out).warnings]
     # generated inputs never carry the warning
     code, _, err = run_cli("bench", str(dyn_model), *QUICK, "--shape", "images:1x3x8x8", "--out",
                            str(out))  # fmt: skip
@@ -571,6 +581,7 @@ def _bad_input_cases() -> list[tuple[str, tuple[str, ...]]]:
         "quantize": ("quantize", "{dyn}", "--data", "{data}", "--out", "{tmp}/q.onnx"),
         "calib generate": ("calib", "generate", "{dyn}", "--out", "{tmp}/gen"),
         "calib validate": ("calib", "validate", "{dyn}", "--data", "{data}"),
+        "run": ("run", "{recipe}", "--backend", "onnxruntime", "--iterations", "3", *run_opts),
     }  # fmt: skip
     bad_shapes = {
         "shape syntax": ("--shape", "images=1x3x8x8"),
@@ -588,11 +599,11 @@ def _bad_input_cases() -> list[tuple[str, tuple[str, ...]]]:
         for label, opt in bad_shapes.items():
             cases.append((f"{name}: {label}", (*argv, *opt)))
     # dynamic dims without --shape (the commands that generate or benchmark inputs)
-    for name in ("bench", "soak", "decide", "calib generate"):
+    for name in ("bench", "soak", "decide", "calib generate", "run"):
         cases.append((f"{name}: no shape", commands[name]))
-    # --inputs of bench, soak, decide
+    # --inputs of bench, soak, decide, run
     shape = ("--shape", "images:1x3x8x8")
-    for name in ("bench", "soak", "decide"):
+    for name in ("bench", "soak", "decide", "run"):
         argv = (*commands[name], *shape)
         cases += [
             (f"{name}: inputs missing", (*argv, "--inputs", "{tmp}/none.npz")),
@@ -603,7 +614,7 @@ def _bad_input_cases() -> list[tuple[str, tuple[str, ...]]]:
             (f"{name}: inputs empty", (*argv, "--inputs", "{empty}")),
         ]
     # --ort-* where ONNX Runtime runs the model
-    for name in ("bench", "soak", "decide", "accuracy", "sensitivity"):
+    for name in ("bench", "soak", "decide", "accuracy", "sensitivity", "run"):
         argv = (*commands[name], *shape)
         cases += [
             (f"{name}: threads -1", (*argv, "--ort-threads", "-1")),
@@ -630,12 +641,22 @@ def test_bad_model_inputs_are_one_line_exit_2_and_change_nothing(
         "empty": tmp_path / "empty.npz",
     }
     files["text"].write_text("not an npz\n")
+    recipe = tmp_path / "one.toml"
+    recipe.write_text(
+        f'[pipeline]\nname = "one"\n\n[[stages]]\nname = "cam"\nonnx = "{dyn_model.name}"\n'
+    )
     np.savez(files["wrongkey"], image=np.zeros((1, 3, 8, 8), np.float32))
     np.savez(files["wrongdtype"], images=np.zeros((1, 3, 8, 8), np.float64))
     np.savez(files["wrongshape"], images=np.zeros((1, 3, 4, 4), np.float32))
     np.savez(files["empty"], images=np.zeros((1, 3, 0, 8), np.float32))
     args = [
-        a.format(dyn=dyn_model, data=data, tmp=tmp_path, **{k: str(v) for k, v in files.items()})
+        a.format(
+            dyn=dyn_model,
+            data=data,
+            tmp=tmp_path,
+            recipe=recipe,
+            **{k: str(v) for k, v in files.items()},
+        )
         for a in argv
     ]
     before = snapshot(tmp_path)
