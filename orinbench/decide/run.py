@@ -229,7 +229,8 @@ def decide_model(
     no power source is opened for input that is refused.
     ``shapes`` (``--shape``) sizes the dynamic input dimensions of the benchmarks (and the
     accuracy samples must have those sizes); ``inputs_npz`` (``--inputs``) benchmarks on that data
-    instead of seeded random inputs. ``threads`` and ``providers`` configure ONNX Runtime.
+    instead of seeded random inputs. ``threads`` and ``providers`` configure ONNX Runtime: the ONNX
+    Runtime variants, and (with either backend) the FP32 reference the accuracy is measured against.
     See the module docstring for the order of work and ``.logic`` for the rule.
     """
     check_repeat(repeat)
@@ -240,11 +241,6 @@ def decide_model(
             "--dla needs --backend tensorrt",
             why="the DLA is reached through TensorRT",
             fix="add --backend tensorrt (on a Jetson with DLA), or drop --dla",
-        )
-    if backend != "onnxruntime" and (threads is not None or providers):
-        raise UsageError(
-            "--ort-threads and --ort-providers apply to ONNX Runtime, not --backend tensorrt",
-            fix="drop them, or use --backend onnxruntime",
         )
     if providers:
         from ..backends.onnxruntime import check_providers
