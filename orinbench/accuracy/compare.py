@@ -224,7 +224,17 @@ def candidate_kind(path: str | os.PathLike[str]) -> str:
     )
 
 
-def open_runner(path: str | os.PathLike[str], *, threads: int | None = None) -> Any:
+def _ort(threads: int | None, providers: Sequence[str] | None) -> dict[str, Any]:
+    """OnnxRuntimeRunner keywords for ``--ort-threads`` / ``--ort-providers``."""
+    return {"intra_op_threads": threads, "providers": list(providers) if providers else None}
+
+
+def open_runner(
+    path: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    providers: Sequence[str] | None = None,
+) -> Any:
     """A runner (not yet entered) for an ONNX model or a TensorRT engine."""
     require_file(path, what="candidate model")
     if candidate_kind(path) == "tensorrt":
@@ -237,7 +247,7 @@ def open_runner(path: str | os.PathLike[str], *, threads: int | None = None) -> 
                 fix="reinstall orinbench; run engines on a machine with TensorRT",
             ) from exc
         return TensorRTRunner(path)
-    return OnnxRuntimeRunner(path, intra_op_threads=threads)
+    return OnnxRuntimeRunner(path, **_ort(threads, providers))
 
 
 def adapt_feed(feed: Mapping[str, np.ndarray], inputs: Sequence[TensorSpec]) -> Outputs:
@@ -286,10 +296,11 @@ def reference_outputs(
     *,
     max_samples: int | None = None,
     threads: int | None = None,
+    providers: Sequence[str] | None = None,
 ) -> tuple[list[Outputs], tuple[TensorSpec, ...]]:
     """Run the FP32 reference on every sample once; for comparing many candidates."""
     results: list[Outputs] = []
-    with OnnxRuntimeRunner(reference, intra_op_threads=threads) as runner:
+    with OnnxRuntimeRunner(reference, **_ort(threads, providers)) as runner:
         for feed in dataset.feeds(max_samples):
             results.append(runner.infer(feed))
         return results, tuple(runner.outputs)
@@ -305,13 +316,14 @@ def compare_with_reference(
     topk: int = DEFAULT_TOPK,
     threads: int | None = None,
     reference_name: str = "",
+    providers: Sequence[str] | None = None,
 ) -> AccuracyReport:
     """Compare ``candidate`` with reference outputs made earlier by :func:`reference_outputs`."""
     names = [s.name for s in reference_specs]
     hm = heatmap_outputs(names, heatmaps)
     acc = {n: OutputAccumulator(n, heatmap=n in hm, topk=topk) for n in names}
     started = time.perf_counter()
-    with open_runner(candidate, threads=threads) as runner:
+    with open_runner(candidate, threads=threads, providers=providers) as runner:
         _check_outputs(reference_specs, runner.outputs, name=str(candidate))
         for sample, ref in zip(dataset.samples(len(reference)), reference, strict=False):
             out = runner.infer(adapt_feed(sample.feed, runner.inputs))
@@ -338,6 +350,7 @@ def evaluate_accuracy(
     topk: int = DEFAULT_TOPK,
     threads: int | None = None,
     progress: Progress | None = None,
+    providers: Sequence[str] | None = None,
 ) -> AccuracyReport:
     """Run the FP32 ``reference`` and ``candidate`` on the same samples and compare the outputs.
 
@@ -352,7 +365,8 @@ def evaluate_accuracy(
     ref_model = load_model(reference, load_external_data=False)
     inputs, outputs = io_specs(ref_model)
     t0 = time.perf_counter()
-    dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
+    # accuracy runs sample by sample: samples of a dynamic model may differ in shape
+    dataset = open_dataset(data, inputs=inputs, max_samples=max_samples, one_shape=False)
     validate_s = time.perf_counter() - t0 if not isinstance(data, CalibrationDataset) else 0.0
     names = [s.name for s in outputs]
     hm = heatmap_outputs(names, heatmaps)
@@ -361,8 +375,8 @@ def evaluate_accuracy(
     count = 0
     total = dataset.count if max_samples is None else min(dataset.count, max_samples)
     with (
-        OnnxRuntimeRunner(reference, intra_op_threads=threads) as ref_runner,
-        open_runner(candidate, threads=threads) as cand_runner,
+        OnnxRuntimeRunner(reference, **_ort(threads, providers)) as ref_runner,
+        open_runner(candidate, threads=threads, providers=providers) as cand_runner,
     ):
         _check_outputs(ref_runner.outputs, cand_runner.outputs, name=str(candidate))
         samples = dataset.samples(max_samples)

@@ -239,6 +239,7 @@ def analyze_sensitivity(
     topk: int = DEFAULT_TOPK,
     threads: int | None = None,
     log: Log | None = None,
+    providers: Sequence[str] | None = None,
 ) -> SensitivityReport:
     """Measure each node group's INT8 sensitivity and suggest float exclusions for ``budget``.
 
@@ -253,8 +254,8 @@ def analyze_sensitivity(
         raise UsageError(f"unknown method '{method}'", fix=f"use one of {', '.join(METHODS)}")
     if metric not in LOSS_METRICS:
         raise UsageError(f"unknown metric '{metric}'", fix=f"use one of {', '.join(LOSS_METRICS)}")
-    if budget < 0:
-        raise UsageError(f"budget {budget} is negative", fix="pass e.g. 0.03")
+    if not budget >= 0 or budget == float("inf"):  # NaN fails the comparison
+        raise UsageError(f"budget {budget} is not a loss >= 0", fix="pass e.g. 0.03")
     bad_modes = [m for m in modes if m not in ("only", "float")]
     if bad_modes or not modes:
         raise UsageError(
@@ -265,7 +266,7 @@ def analyze_sensitivity(
     inputs, _ = io_specs(load_model(src, load_external_data=False))
     dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
     say(f"{dataset.count} samples from {dataset.source}")
-    refs, ref_specs = reference_outputs(src, dataset, threads=threads)
+    refs, ref_specs = reference_outputs(src, dataset, threads=threads, providers=providers)
 
     with tempfile.TemporaryDirectory(prefix="orinbench-sens-") as tmp:
         work = Path(tmp)
@@ -312,6 +313,7 @@ def analyze_sensitivity(
                 heatmaps=heatmaps,
                 topk=topk,
                 threads=threads,
+                providers=providers,
                 reference_name=str(src),
             )
             out.unlink()

@@ -91,7 +91,8 @@ def check_feed(
         )
     out: dict[str, np.ndarray] = {}
     for spec in specs:
-        arr = np.ascontiguousarray(feed[spec.name])
+        # np.ascontiguousarray would turn a rank-0 array into shape (1,); np.require keeps it
+        arr = np.require(feed[spec.name], requirements="C")
         if str(arr.dtype) != spec.dtype:
             raise ShapeError(
                 f"input '{spec.name}' has dtype {arr.dtype}, the {what} expects {spec.dtype}",

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .. import _lazy
-from ..errors import BackendError, DependencyMissingError, ModelError, ShapeError
+from ..errors import BackendError, DependencyMissingError, ModelError, ShapeError, UsageError
+from ..model.shapes import format_shape
 from ..results.schema import TensorSpec
 from .base import DeviceTimer, check_feed
 
@@ -45,6 +46,20 @@ def ort_version() -> str:
         return "unavailable"
 
 
+def check_providers(providers: Sequence[str]) -> None:
+    """Raise :class:`BackendError` unless this onnxruntime build has every one of ``providers``;
+    commands that write files before they run a model check ``--ort-providers`` with it first."""
+    available = set(_lazy.onnxruntime().get_available_providers())
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise BackendError(
+            f"ONNX Runtime execution provider(s) {', '.join(missing)} not available",
+            why=f"this onnxruntime build has {', '.join(sorted(available))}",
+            fix="install the onnxruntime build that has them (onnxruntime-gpu) or drop "
+            "--ort-providers",
+        )
+
+
 class OnnxRuntimeRunner:
     """Runs an ONNX model with ONNX Runtime. Use as a context manager."""
 
@@ -60,6 +75,15 @@ class OnnxRuntimeRunner:
     ) -> None:
         self._model = model
         self._providers = list(providers) if providers else ["CPUExecutionProvider"]
+        if intra_op_threads is not None and (
+            isinstance(intra_op_threads, bool)
+            or not isinstance(intra_op_threads, int)
+            or intra_op_threads < 1
+        ):
+            raise UsageError(
+                f"--ort-threads must be a whole number of at least 1, not {intra_op_threads!r}",
+                fix="pass e.g. --ort-threads 4, or leave it out for ONNX Runtime's choice",
+            )
         self._threads = intra_op_threads
         self._opt = graph_optimization
         self._session: Any = None
@@ -73,7 +97,9 @@ class OnnxRuntimeRunner:
     def __enter__(self) -> OnnxRuntimeRunner:
         ort = _lazy.onnxruntime()
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        # 4 = fatal only: ONNX Runtime logs a failed run as a coloured ERROR line of its own;
+        # the user sees orinbench's one-line error instead (which carries ORT's message)
+        so.log_severity_level = 4
         levels = {
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -83,15 +109,7 @@ class OnnxRuntimeRunner:
         so.graph_optimization_level = levels[self._opt]
         if self._threads:
             so.intra_op_num_threads = int(self._threads)
-        available = set(ort.get_available_providers())
-        missing = [p for p in self._providers if p not in available]
-        if missing:
-            raise BackendError(
-                f"ONNX Runtime execution provider(s) {', '.join(missing)} not available",
-                why=f"this onnxruntime build has {', '.join(sorted(available))}",
-                fix="install the onnxruntime build that has them (onnxruntime-gpu) or drop "
-                "--ort-providers",
-            )
+        check_providers(self._providers)
         source = self._model if isinstance(self._model, bytes) else str(Path(self._model))
         try:
             self._session = ort.InferenceSession(source, sess_options=so, providers=self._providers)
@@ -152,8 +170,8 @@ class OnnxRuntimeRunner:
                 for d, s in zip(spec.shape, arr.shape, strict=True)
             ):
                 raise ShapeError(
-                    f"input '{spec.name}' has shape {'x'.join(map(str, arr.shape))}, the model "
-                    f"expects {'x'.join(map(str, spec.shape))}",
+                    f"input '{spec.name}' has shape {format_shape(arr.shape)}, the model "
+                    f"expects {format_shape(spec.shape)}",
                     fix="pass data of the model's shape (or --shape for dynamic dimensions)",
                 )
             self._fed[spec.name] = arr

@@ -80,8 +80,12 @@ def bench_runner(
     on_progress: ProgressCallback | None = None,
 ) -> Result:
     """Measure an already entered runner and assemble its result."""
+    from ..model.feeds import feed_warnings
+
     warmup = warmup if warmup is not None else Warmup()
     stop = stop if stop is not None else StopRule(duration_s=10.0)
+    # NaN/Inf in the data (a user's --inputs file): measured all the same, but said so
+    warnings = (*warnings, *feed_warnings(feed, source=input_source))
     runner.load_inputs(feed)
     m = measure(
         runner, warmup=warmup, stop=stop, transfers=transfers, power=power, on_progress=on_progress

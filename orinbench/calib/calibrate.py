@@ -64,7 +64,8 @@ class CalibrationRun:
 def _check_batch(inputs: Any, batch: int) -> None:
     if batch == 1:
         return
-    static = [s for s in inputs if s.shape and isinstance(s.shape[0], int) and s.shape[0] >= 0]
+    # a rank-0 input has no first dimension to batch along, like a static one
+    static = [s for s in inputs if not s.shape or (isinstance(s.shape[0], int) and s.shape[0] >= 0)]
     if static:
         s = static[0]
         raise UsageError(

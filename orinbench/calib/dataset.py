@@ -10,9 +10,10 @@ Folder format (docs/calibration.md)::
 
 Samples are taken in file-name order. :func:`open_dataset` validates every sample it will use
 (names, shapes and dtypes against the model's inputs, NaN/Inf, an empty folder, a manifest whose
-sample count disagrees) before any calibration work starts, and the error names the first bad file
-and key. Validated samples are kept in memory up to ``memory_budget`` bytes so that they are read
-once; a larger set is read again (and checked again) when iterated.
+sample count disagrees, and, for calibration, samples of one input at different shapes) before any
+calibration work starts, and the error names the first bad file and key. Validated samples are
+kept in memory up to ``memory_budget`` bytes so that they are read once; a larger set is read
+again (and checked again) when iterated.
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ class CalibrationDataset:
         manifest: Manifest | None,
         reader: Callable[[], Iterator[tuple[str, Any]]],
         cached: list[Sample] | None,
+        mixed: CalibrationError | None = None,
     ) -> None:
         self.kind = kind
         self.source = source
@@ -186,6 +188,8 @@ class CalibrationDataset:
         self.manifest = manifest
         self._reader = reader
         self._cached = cached
+        #: the refusal for a set whose samples give one input two shapes (None: one shape each)
+        self.mixed_shapes = mixed
 
     def __len__(self) -> int:
         return self.count
@@ -238,6 +242,20 @@ class CalibrationDataset:
             check_sample(sample.feed, inputs, origin=sample.origin, kind=self.kind)
 
 
+def mixed_shapes_error(
+    name: str, shape: tuple[int, ...], origin: str, first: tuple[int, ...], first_origin: str
+) -> CalibrationError:
+    """The refusal of a calibration set whose samples give input ``name`` two shapes."""
+    return CalibrationError(
+        f"calibration sample {origin} key '{name}' has shape {shape_text(shape)}, but "
+        f"{first_origin} has {shape_text(first)}",
+        why="calibration collects each tensor's range over samples of one shape per input "
+        "(ONNX Runtime and TensorRT stack them)",
+        fix="resize the samples to one shape in preprocessing, or split the set by shape and "
+        "calibrate with one part",
+    )
+
+
 def _pass(
     reader: Callable[[], Iterator[tuple[str, Any]]],
     inputs: Sequence[TensorSpec],
@@ -245,12 +263,21 @@ def _pass(
     kind: str,
     max_samples: int | None,
     memory_budget: int,
-) -> tuple[int, int, list[Sample] | None]:
+) -> tuple[int, int, list[Sample] | None, CalibrationError | None]:
     count = 0
     nbytes = 0
     kept: list[Sample] | None = []
+    first: dict[str, tuple[tuple[int, ...], str]] = {}
+    mixed: CalibrationError | None = None
     for origin, item in reader():
         feed = check_sample(item, inputs, origin=origin, kind=kind)
+        if mixed is None:
+            for name, arr in feed.items():
+                shape = tuple(int(d) for d in arr.shape)
+                seen, seen_at = first.setdefault(name, (shape, origin))
+                if shape != seen:
+                    mixed = mixed_shapes_error(name, shape, origin, seen, seen_at)
+                    break
         size = sum(int(a.nbytes) for a in feed.values())
         nbytes += size
         if kept is not None:
@@ -261,7 +288,7 @@ def _pass(
         count += 1
         if max_samples is not None and count >= max_samples:
             break
-    return count, nbytes, kept
+    return count, nbytes, kept, mixed
 
 
 def open_dataset(
@@ -270,15 +297,20 @@ def open_dataset(
     inputs: Sequence[TensorSpec],
     max_samples: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    one_shape: bool = True,
 ) -> CalibrationDataset:
     """Open and validate calibration data against the model's ``inputs``.
 
     ``data`` is a folder of ``.npz`` files, a ``FILE.py:function`` data-loader spec, or an already
     opened dataset (then only checked against ``inputs``). Raises :class:`CalibrationError` naming
-    the first bad sample and key; an empty set is an error too.
+    the first bad sample and key; an empty set is an error too. ``one_shape`` (the default, what
+    calibration needs) also refuses a set whose samples give an input of the model two shapes;
+    accuracy, which runs sample by sample, passes False.
     """
     if isinstance(data, CalibrationDataset):
         data.check_inputs(inputs)
+        if one_shape and data.mixed_shapes is not None:
+            raise data.mixed_shapes
         return data
     if max_samples is not None and max_samples < 1:
         raise CalibrationError(
@@ -314,7 +346,7 @@ def open_dataset(
             for f in use:
                 yield str(f), _read_npz(f)
 
-    count, nbytes, kept = _pass(
+    count, nbytes, kept, mixed = _pass(
         reader, inputs, kind=kind, max_samples=max_samples, memory_budget=memory_budget
     )
     if count == 0:
@@ -322,6 +354,8 @@ def open_dataset(
             f"calibration data {source} yielded no samples",
             fix="make the loader yield at least one dict of arrays",
         )
+    if one_shape and mixed is not None:
+        raise mixed
     return CalibrationDataset(
         kind=kind,
         source=source,
@@ -332,6 +366,7 @@ def open_dataset(
         manifest=manifest,
         reader=reader,
         cached=kept,
+        mixed=mixed,
     )
 
 
@@ -351,6 +386,12 @@ def dataset_from_arrays(
         raise CalibrationError(
             f"calibration data {source} is empty", fix="pass at least one sample"
         )
+    mixed: CalibrationError | None = None
+    first = {name: (tuple(a.shape), kept[0].origin) for name, a in kept[0].feed.items()}
+    for sample in kept[1:]:
+        for name, arr in sample.feed.items():
+            if mixed is None and tuple(arr.shape) != first[name][0]:
+                mixed = mixed_shapes_error(name, tuple(arr.shape), sample.origin, *first[name])
     return CalibrationDataset(
         kind="memory",
         source=source,
@@ -361,6 +402,7 @@ def dataset_from_arrays(
         manifest=None,
         reader=lambda: iter((s.origin, s.feed) for s in kept),
         cached=kept,
+        mixed=mixed,
     )
 
 

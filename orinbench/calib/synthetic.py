@@ -9,6 +9,9 @@ benchmarks have a calibration set with the statistics of preprocessed camera ima
   normalised with the ImageNet mean and standard deviation (what BEVDet/BEVFusion do);
 * other float inputs get standard-normal values, integer inputs zeros, boolean inputs False.
 
+A dynamic dimension is never invented: it takes its size from ``shapes`` (``--shape``), and
+without one the set is refused with the same message as ``orinbench bench``.
+
 Being drawn from 8-bit pixels, the values take 256 levels per channel and compress well.
 """
 
@@ -22,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CalibrationError
+from ..model.feeds import check_feed_fits
+from ..model.shapes import format_shape, resolve_input_shapes
 from ..results.schema import TensorSpec
 from .dataset import Feed, write_sample
 from .manifest import MANIFEST_NAME, Manifest, write_manifest
@@ -81,16 +86,21 @@ def _is_image(spec: TensorSpec, shape: Sequence[int]) -> bool:
 
 
 def synthetic_sample(
-    inputs: Sequence[TensorSpec], rng: np.random.Generator, *, dynamic: int = 1
+    inputs: Sequence[TensorSpec],
+    rng: np.random.Generator,
+    *,
+    shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Feed:
-    """One sample for ``inputs``; dynamic dimensions take the value ``dynamic``."""
+    """One sample for ``inputs``. ``shapes`` sizes the dynamic dimensions (as ``--shape``);
+    a dynamic dimension without a size raises :class:`~orinbench.errors.ShapeError`."""
+    resolved = resolve_input_shapes(inputs, shapes or {})
     feed: Feed = {}
     for spec in inputs:
-        shape = [d if isinstance(d, int) and d >= 0 else dynamic for d in spec.shape]
+        shape = list(resolved[spec.name])
         if _is_image(spec, shape):
             feed[spec.name] = synthetic_images(shape, rng, spec.dtype)
         elif spec.dtype.startswith("float"):
-            feed[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+            feed[spec.name] = np.asarray(rng.standard_normal(shape), dtype=spec.dtype)
         elif spec.dtype == "bool":
             feed[spec.name] = np.zeros(shape, dtype=bool)
         else:
@@ -112,19 +122,25 @@ def write_synthetic_dataset(
     seed: int = 0,
     source: str = "synthetic",
     extra: Mapping[str, Any] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> Path:
     """Write ``count`` synthetic samples (``0000.npz`` ...) and a manifest into ``folder``.
 
-    ``extra`` adds keys (strings, numbers, booleans) to the manifest.
+    ``shapes`` sizes the model's dynamic dimensions (``--shape``); every dynamic dimension needs
+    one, and a sample that would not fit in the free memory is refused, both before anything is
+    written. ``extra`` adds keys (strings, numbers, booleans) to the manifest, which also records
+    the shapes used.
     """
     if count < 1:
         raise CalibrationError(f"sample count must be at least 1, not {count}")
+    resolved = resolve_input_shapes(inputs, shapes or {})
+    check_feed_fits(inputs, resolved)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     width = max(4, len(str(count - 1)))
     for i in range(count):
-        write_sample(out / f"{i:0{width}d}.npz", synthetic_sample(inputs, rng))
+        write_sample(out / f"{i:0{width}d}.npz", synthetic_sample(inputs, rng, shapes=resolved))
     write_manifest(
         out / MANIFEST_NAME,
         Manifest(
@@ -132,7 +148,10 @@ def write_synthetic_dataset(
             preprocessing=PREPROCESSING,
             sample_count=count,
             seed=seed,
-            extra=dict(extra or {}),
+            extra={
+                "shapes": " ".join(f"{n}:{format_shape(d)}" for n, d in resolved.items()),
+                **dict(extra or {}),
+            },
         ),
     )
     return out

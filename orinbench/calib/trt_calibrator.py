@@ -157,7 +157,7 @@ def make_calibrator(
                     cuda.free(held[0])
                 self._buffers[name] = (cuda.device_alloc(int(array.nbytes)), int(array.nbytes))
             ptr = int(cuda.device_ptr(self._buffers[name][0]))
-            host = np.ascontiguousarray(array)
+            host = np.require(array, requirements="C")  # keeps a rank-0 input rank 0
             self._staged.append(host)  # alive until the copy has finished
             cuda.htod_async(ptr, host, self._stream)
             return ptr

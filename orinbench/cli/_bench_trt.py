@@ -55,6 +55,17 @@ def bench_tensorrt(
     is_onnx = model.suffix.lower() == ".onnx"
     quiet = getattr(args, "quiet", False) or getattr(args, "json", False)
     options = None
+    if is_onnx and shapes:
+        # an absurd --shape is refused before TensorRT builds a profile for it (on a Jetson the
+        # GPU's buffers come out of the same memory as the generated inputs)
+        from ..calib.specs import model_io_specs
+        from ..model.feeds import check_feed_fits
+        from ..model.shapes import resolve_partial
+
+        inputs, _ = model_io_specs(model)
+        partial = resolve_partial(inputs, shapes)
+        if all(isinstance(d, int) for dims in partial.values() for d in dims):
+            check_feed_fits(inputs, {n: tuple(int(d) for d in v) for n, v in partial.items()})
     if is_onnx:
         options = BuildOptions(
             precision=precision or "fp32",

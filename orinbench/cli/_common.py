@@ -105,6 +105,55 @@ def add_telemetry_args(p: argparse.ArgumentParser, *, idle: bool = True) -> None
     )
 
 
+#: ``--shape``'s help, the same for every command that runs a model (README "Model inputs")
+SHAPE_HELP = (
+    "size of an input with dynamic dimensions, e.g. images:1x6x3x256x704; k:scalar for a "
+    "rank-0 input (repeatable; every dimension at least 1)"
+)
+
+
+def _thread_count(text: str) -> int:
+    """argparse type of --ort-threads: a whole number >= 1 (ONNX Runtime reads 0 as 'default'
+    and rejects negative counts only when the session starts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{value} threads is not a thread count: pass 1 or more, or leave it out"
+        )
+    return value
+
+
+def add_model_input_args(
+    p: argparse.ArgumentParser,
+    *,
+    npz: bool = True,
+    ort: bool = True,
+    threads_alias: bool = False,
+    inputs_help: str = "load inputs from a .npz (keys = input names) instead of generating them",
+    per: str = "",
+) -> None:
+    """The model-input options, defined once for every command that runs a model.
+
+    ``--shape`` always; ``--inputs FILE.npz`` where the command generates its inputs (``npz``);
+    ``--ort-providers`` / ``--ort-threads`` where ONNX Runtime runs the model (``ort``).
+    ``threads_alias`` keeps the older ``--threads N`` of accuracy, sensitivity and decide working
+    (hidden; it sets the same value).
+    """
+    g = p.add_argument_group("model inputs")
+    g.add_argument("--shape", action="append", default=None, metavar="NAME:DxDxD", help=SHAPE_HELP)
+    if npz:
+        g.add_argument("--inputs", type=Path, default=None, metavar="FILE.npz", help=inputs_help)
+    if ort:
+        add_ort_args(p, per=per)
+        if threads_alias:
+            p.add_argument(
+                "--threads", dest="ort_threads", type=_thread_count, help=argparse.SUPPRESS
+            )
+
+
 def add_ort_args(p: argparse.ArgumentParser, *, per: str = "") -> None:
     ort = p.add_argument_group("onnxruntime")
     ort.add_argument(
@@ -115,19 +164,29 @@ def add_ort_args(p: argparse.ArgumentParser, *, per: str = "") -> None:
     )
     ort.add_argument(
         "--ort-threads",
-        type=int,
+        type=_thread_count,
         default=None,
         metavar="N",
-        help=f"intra-op threads{per} (default: ONNX Runtime's choice)",
+        help=f"intra-op threads{per}, at least 1 (default: ONNX Runtime's choice)",
     )
 
 
 def ort_options(args: argparse.Namespace) -> dict[str, Any]:
     """OnnxRuntimeRunner keyword arguments from --ort-providers / --ort-threads."""
     opts: dict[str, Any] = {}
-    if args.ort_providers:
-        opts["providers"] = [s.strip() for s in args.ort_providers.split(",") if s.strip()]
-    if args.ort_threads:
+    providers = getattr(args, "ort_providers", None)
+    if providers is not None:
+        names = [s.strip() for s in providers.split(",") if s.strip()]
+        if not names:
+            raise UsageError(
+                f"--ort-providers {providers!r} names no provider",
+                fix="pass e.g. --ort-providers CUDAExecutionProvider,CPUExecutionProvider",
+            )
+        from ..backends.onnxruntime import check_providers
+
+        check_providers(names)  # before anything is probed, made or written
+        opts["providers"] = names
+    if getattr(args, "ort_threads", None) is not None:
         opts["intra_op_threads"] = args.ort_threads
     return opts
 
@@ -171,7 +230,8 @@ def protocol_from_args(args: argparse.Namespace) -> tuple[Warmup, StopRule]:
 
 
 def parse_shapes(values: list[str] | None) -> dict[str, tuple[int, ...]]:
-    from ..model.inspect import parse_shape_arg
+    """The ``--shape`` values as name -> dims (``()`` for ``NAME:scalar``)."""
+    from ..model.shapes import parse_shape_arg
 
     shapes: dict[str, tuple[int, ...]] = {}
     for v in values or ():

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from ..accuracy.compare import LOSS_METRICS, WORST
 from ..accuracy.metrics import DEFAULT_TOPK
 from ..errors import ExitCode
+from ._common import add_model_input_args, ort_options
 from ._progress import Progress
-from .calibrate_cmd import add_data_args, data_source
+from .calibrate_cmd import add_data_args, shaped_data
+
+
+def loss_budget(text: str) -> float:
+    """argparse type of --budget: a loss, a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a loss: pass a number >= 0 (e.g. 0.03 for 3 %)"
+        )
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=loss_budget,
         default=None,
         metavar="LOSS",
         help="fail (exit 1) when the loss exceeds LOSS (e.g. 0.03)",
@@ -62,9 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="precision recorded in the result (default: guessed from the model)",
     )
-    p.add_argument(
-        "--threads", type=int, default=None, metavar="N", help="ONNX Runtime intra-op threads"
-    )
+    add_model_input_args(p, npz=False, threads_alias=True)
     p.add_argument(
         "--out",
         type=Path,
@@ -89,15 +102,18 @@ def run(args: argparse.Namespace) -> int:
     from ..accuracy.compare import accuracy_result, evaluate_accuracy
     from ..results.io import save_result
 
+    ort = ort_options(args)
+    data = shaped_data(args, args.reference, one_shape=False)
     progress = Progress("accuracy", enabled=not (args.quiet or args.json))
     report = evaluate_accuracy(
         args.candidate,
         reference=args.reference,
-        data=data_source(args),
+        data=data,
         max_samples=args.max_samples,
         heatmaps=args.heatmap,
         topk=args.topk,
-        threads=args.threads,
+        threads=ort.get("intra_op_threads"),
+        providers=ort.get("providers"),
         progress=progress,
     )
     progress.close()

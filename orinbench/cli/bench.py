@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ._common import (
     Telemetry,
     add_measure_args,
-    add_ort_args,
+    add_model_input_args,
     add_output_args,
     finish_result,
     ort_options,
@@ -39,26 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="auto: tensorrt for .engine files, onnxruntime for .onnx (default)",
     )
     p.add_argument(
-        "--shape",
-        action="append",
-        metavar="NAME:DxDxD",
-        help="concrete shape of a dynamic input, e.g. images:1x6x3x256x704 (repeatable)",
-    )
-    p.add_argument(
-        "--inputs",
-        type=Path,
-        default=None,
-        metavar="FILE.npz",
-        help="load inputs from a .npz (keys = input names) instead of generating them",
-    )
-    p.add_argument(
         "--precision",
         default=None,
         choices=("fp32", "fp16", "int8", "best"),
         help="precision to build with (tensorrt backend on .onnx, default fp32); for an engine it "
         "is read from the sidecar and, when given, must match it",
     )
-    add_ort_args(p)
+    add_model_input_args(p)
     trt = p.add_argument_group("tensorrt")
     trt.add_argument(
         "--no-transfers",
@@ -135,6 +122,13 @@ def run(args: argparse.Namespace) -> int:
     # a wrong path is the commonest mistake: say so before probing power sources or TensorRT
     require_file(args.model, what="model file")
     backend = choose_backend(args.model, args.backend)
+    shapes = parse_shapes(args.shape)
+    opts = ort_options(args)
+    if opts and backend != "onnxruntime":
+        raise UsageError(
+            "--ort-providers and --ort-threads apply to ONNX Runtime, not TensorRT",
+            fix="drop them, or bench the .onnx with --backend onnxruntime",
+        )
     if backend == "tensorrt":
         from ._bench_trt import run_tensorrt
 
@@ -146,9 +140,7 @@ def run(args: argparse.Namespace) -> int:
             fix="use --backend tensorrt, or bench an FP16/Q-DQ ONNX made by 'orinbench quantize'",
         )
     warmup, stop = protocol_from_args(args)
-    shapes = parse_shapes(args.shape)
     tel = Telemetry(args)
-    opts = ort_options(args)
     progress = Progress("bench", enabled=not (args.quiet or args.json))
     try:
         result = bench_model(

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ExitCode, UsageError
-from .calibrate_cmd import add_data_args, data_source
+from ._common import add_model_input_args, parse_shapes
+from .calibrate_cmd import add_data_args, shaped_data
 
 if TYPE_CHECKING:
     from ..backends.tensorrt.cache_usage import CacheMatch
@@ -93,6 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     v.add_argument("model", type=Path, help="MODEL.onnx")
     add_data_args(v)
+    add_model_input_args(v, npz=False, ort=False)
     v.add_argument("--json", action="store_true", help="print JSON")
     v.set_defaults(handler=run_validate)
 
@@ -113,6 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the manifest's 'source' text",
     )
     g.add_argument("--force", action="store_true", help="replace .npz files already in DIR")
+    add_model_input_args(g, npz=False, ort=False)
     g.set_defaults(handler=run_generate)
 
     def _no_action(_args: argparse.Namespace) -> int:
@@ -279,7 +282,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from ..calib.specs import model_io_specs
 
     inputs, _ = model_io_specs(args.model)
-    ds = open_dataset(data_source(args), inputs=inputs, max_samples=args.max_samples)
+    ds = open_dataset(shaped_data(args, args.model), inputs=inputs, max_samples=args.max_samples)
     info = {
         "source": ds.source,
         "kind": ds.kind,
@@ -304,18 +307,35 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_generate(args: argparse.Namespace) -> int:
     from ..calib.specs import model_io_specs
     from ..calib.synthetic import write_synthetic_dataset
+    from ..model.feeds import check_feed_fits
+    from ..model.shapes import resolve_input_shapes
 
+    if args.count < 1:
+        raise UsageError(f"--count must be at least 1, not {args.count}", fix="e.g. --count 16")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(
+            f"--out {args.out} is a file, not a folder", fix="name a folder for the samples"
+        )
     if args.out.exists() and any(args.out.glob("*.npz")) and not args.force:
         raise UsageError(
             f"{args.out} already holds .npz samples",
             fix="pass --force to replace them, or choose another folder",
         )
+    # everything that can be refused is refused before --force removes the old samples:
+    # the model, and a size for every dynamic dimension (never an invented one)
+    inputs, _ = model_io_specs(args.model)
+    shapes = resolve_input_shapes(inputs, parse_shapes(args.shape))
+    check_feed_fits(inputs, shapes)
     if args.force:
         for old in args.out.glob("*.npz"):
             old.unlink()
-    inputs, _ = model_io_specs(args.model)
     out = write_synthetic_dataset(
-        args.out, inputs=inputs, count=args.count, seed=args.seed, source=args.source
+        args.out,
+        inputs=inputs,
+        count=args.count,
+        seed=args.seed,
+        source=args.source,
+        shapes=shapes,
     )
     print(f"wrote {args.count} synthetic samples and manifest.toml to {out}")
     return 0

@@ -10,10 +10,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..calib.trt_calibrator import CALIBRATOR_CLASSES
 from ..errors import UsageError
+from ._common import parse_shapes
 from ._progress import Progress
+
+if TYPE_CHECKING:
+    from ..calib.dataset import CalibrationDataset
 
 
 def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -48,6 +53,28 @@ def data_source(args: argparse.Namespace) -> str | Path:
             )
         return spec
     return Path(args.data)
+
+
+def shaped_data(
+    args: argparse.Namespace, model: Path, *, one_shape: bool = True
+) -> str | Path | CalibrationDataset:
+    """:func:`data_source`, opened and validated against ``model``'s inputs with ``--shape``
+    applied when it is given (every sample must then have exactly those sizes)."""
+    source = data_source(args)
+    shapes = parse_shapes(getattr(args, "shape", None))
+    if not shapes:
+        return source
+    from ..calib.dataset import open_dataset
+    from ..calib.specs import model_io_specs
+    from ..model.shapes import with_shapes
+
+    inputs, _ = model_io_specs(model)
+    return open_dataset(
+        source,
+        inputs=with_shapes(inputs, shapes),
+        max_samples=args.max_samples,
+        one_shape=one_shape,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

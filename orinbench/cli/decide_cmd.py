@@ -10,7 +10,15 @@ from typing import Any
 
 from ..bench.run import BACKENDS
 from ..errors import UsageError
-from ._common import Telemetry, add_measure_args, add_output_args, protocol_from_args
+from ._common import (
+    Telemetry,
+    add_measure_args,
+    add_model_input_args,
+    add_output_args,
+    ort_options,
+    parse_shapes,
+    protocol_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,8 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="where the variants are written (default orinbench-decide/<model>)",
     )
-    d.add_argument(
-        "--threads", type=int, default=None, metavar="N", help="ONNX Runtime intra-op threads"
+    add_model_input_args(
+        p,
+        threads_alias=True,
+        inputs_help="benchmark every variant on these inputs (.npz, keys = input names) instead "
+        "of generated ones",
     )
     add_measure_args(p)
     add_output_args(p)
@@ -105,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--max-samples must be >= 1", fix="e.g. --max-samples 16")
     targets = load_targets(args.targets) if args.targets is not None else None
     warmup, stop = protocol_from_args(args)
+    shapes = parse_shapes(args.shape)
+    ort = ort_options(args)
     variants = args.variants.split(",") if args.variants is not None else None
     quiet = args.quiet or args.json
 
@@ -132,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
         stop=stop,
         seed=args.seed,
         max_samples=args.max_samples,
-        threads=args.threads,
+        threads=ort.get("intra_op_threads"),
+        providers=ort.get("providers"),
+        shapes=shapes,
+        inputs_npz=args.inputs,
         telemetry=telemetry,
         on_step=step,
     )

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from ..precision.qdq import DEFAULT_OP_TYPES, DEFAULT_PERCENTILE, METHODS
+from ._common import add_model_input_args
 from ._progress import Progress
-from .calibrate_cmd import add_data_args, data_source
+from .calibrate_cmd import add_data_args, shaped_data
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="T1,T2",
         help=f"op types whose inputs are quantized (default {','.join(DEFAULT_OP_TYPES)})",
     )
+    # ONNX Runtime's calibrator opens its own session (onnxruntime.quantization), which takes
+    # no thread count or providers from its caller: quantize has --shape only
+    add_model_input_args(p, npz=False, ort=False)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
 
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_quantize(
             args.model,
-            data=data_source(args),
+            data=shaped_data(args, args.model),
             out_path=args.out,
             max_samples=args.max_samples,
             op_types=op_types,

@@ -23,7 +23,7 @@ from ..results.schema import Result
 from ._common import (
     Telemetry,
     add_measure_args,
-    add_ort_args,
+    add_model_input_args,
     add_output_args,
     finish_result,
     ort_options,
@@ -64,19 +64,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(default $XDG_CACHE_HOME/orinbench or ~/.cache/orinbench)",
     )
     p.add_argument(
-        "--shape",
-        action="append",
-        metavar="NAME:DxDxD",
-        help="shape of a dynamic frame input (repeatable)",
-    )
-    p.add_argument(
-        "--inputs",
-        type=Path,
-        default=None,
-        metavar="FILE.npz",
-        help="frame inputs from a .npz (keys = frame input names) instead of random",
-    )
-    p.add_argument(
         "--no-transfers",
         action="store_true",
         help="time without copying frame inputs in and final outputs out",
@@ -89,7 +76,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="only check the recipe (models, wiring, shapes) and print its stages; exit 0 if good",
     )
-    add_ort_args(p, per=" per stage")
+    add_model_input_args(
+        p,
+        per=" per stage",
+        inputs_help="frame inputs from a .npz (keys = frame input names) instead of random",
+    )
     g = p.add_argument_group("gate")
     g.add_argument(
         "--no-gate",

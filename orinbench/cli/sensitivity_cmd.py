@@ -12,7 +12,9 @@ from ..accuracy.compare import LOSS_METRICS
 from ..accuracy.sensitivity import DEFAULT_BUDGET, DEFAULT_MAX_GROUPS
 from ..errors import ExitCode
 from ..precision.qdq import DEFAULT_OP_TYPES, METHODS
-from .calibrate_cmd import add_data_args, data_source
+from ._common import add_model_input_args, ort_options
+from .accuracy_cmd import loss_budget
+from .calibrate_cmd import add_data_args, shaped_data
 from .quantize_cmd import op_types_arg
 
 
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=loss_budget,
         default=DEFAULT_BUDGET,
         metavar="LOSS",
         help=f"loss the suggestion must meet (default {DEFAULT_BUDGET})",
@@ -87,9 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="OUTPUT",
         help="heatmap outputs for --metric topk (default: named like 'heatmap')",
     )
-    p.add_argument(
-        "--threads", type=int, default=None, metavar="N", help="ONNX Runtime intra-op threads"
-    )
+    add_model_input_args(p, npz=False, threads_alias=True)
     p.add_argument(
         "--out",
         type=Path,
@@ -108,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
 
     quiet = args.quiet or args.json
     modes = ("only", "float") if args.mode == "both" else (args.mode,)
+    ort = ort_options(args)
     report = analyze_sensitivity(
         args.model,
-        data=data_source(args),
+        data=shaped_data(args, args.model),
         method=args.method,
         budget=args.budget,
         metric=args.metric,
@@ -121,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
         max_steps=args.max_steps,
         heatmaps=args.heatmap,
-        threads=args.threads,
+        threads=ort.get("intra_op_threads"),
+        providers=ort.get("providers"),
         log=None if quiet else (lambda msg: print(msg, file=sys.stderr)),
     )
     if args.out is not None:

@@ -12,9 +12,11 @@ from ..bench.run import BACKENDS
 from ..errors import UsageError
 from ._common import (
     Telemetry,
+    add_model_input_args,
     add_output_args,
     add_telemetry_args,
     finish_result,
+    ort_options,
     parse_shapes,
 )
 from .bench import choose_backend
@@ -56,12 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto: tensorrt for .engine files, onnxruntime for .onnx (default)",
     )
-    p.add_argument(
-        "--shape", action="append", metavar="NAME:DxDxD", help="shape of a dynamic input"
-    )
-    p.add_argument(
-        "--inputs", type=Path, default=None, metavar="FILE.npz", help="inputs from a .npz"
-    )
+    add_model_input_args(p)
     g = p.add_argument_group("measurement protocol")
     g.add_argument(
         "--warmup",
@@ -124,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--warmup must be >= 0 seconds", fix="pass e.g. --warmup 1")
     backend = choose_backend(args.model, args.backend)
     shapes = parse_shapes(args.shape)
+    opts = ort_options(args)
+    if opts and backend != "onnxruntime":
+        raise UsageError(
+            "--ort-providers and --ort-threads apply to ONNX Runtime, not TensorRT",
+            fix="drop them, or soak the .onnx with --backend onnxruntime",
+        )
     tel = Telemetry(args)
     quiet = args.quiet or args.json
 
@@ -144,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         shapes=shapes,
         inputs_npz=args.inputs,
         seed=args.seed,
+        runner_options=opts,
         warmup=Warmup(seconds=args.warmup),
         power=tel.source,
         conditions=tel.window.conditions,

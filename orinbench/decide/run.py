@@ -30,7 +30,9 @@ from ..calib.dataset import open_dataset
 from ..calib.specs import io_specs
 from ..errors import ModelError, UsageError
 from ..gate.targets import Targets
+from ..model.feeds import check_feed_fits, load_feed_npz
 from ..model.load import load_model
+from ..model.shapes import resolve_input_shapes, with_shapes
 from ..results.schema import HOST_LATENCY, Result
 from .logic import (
     DEFAULT_MAX_LOSS_PCT,
@@ -86,6 +88,8 @@ def _check_inputs(
     calib_cache: Path | None,
     holdout: Path | None,
     max_samples: int | None,
+    shapes: Mapping[str, Sequence[int]],
+    inputs_npz: Path | None,
 ) -> Any:
     """Every check that needs no device; returns the validated accuracy dataset."""
     from ..precision.qdq import quantizable_nodes
@@ -132,9 +136,22 @@ def _check_inputs(
             fix="pass --holdout DIR (held-out samples) or --calib-data DIR",
         )
     inputs, _ = io_specs(model)
-    dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
+    # the benchmark's inputs, checked before any variant is made: --inputs, else every dynamic
+    # dimension needs --shape (and generated inputs must fit in memory)
+    if inputs_npz is not None:
+        load_feed_npz(inputs_npz, inputs, shapes)
+    else:
+        check_feed_fits(inputs, resolve_input_shapes(inputs, shapes))
+    # a holdout only measures accuracy, sample by sample: its samples may differ in shape; the
+    # calibration data must not (the INT8 variant calibrates on it)
+    dataset = open_dataset(
+        data,
+        inputs=with_shapes(inputs, shapes),
+        max_samples=max_samples,
+        one_shape=holdout is None,
+    )
     if calib_data is not None and holdout is not None:
-        open_dataset(calib_data, inputs=inputs, max_samples=max_samples)
+        open_dataset(calib_data, inputs=with_shapes(inputs, shapes), max_samples=max_samples)
     return dataset
 
 
@@ -188,6 +205,9 @@ def decide_model(
     seed: int = 0,
     max_samples: int | None = None,
     threads: int | None = None,
+    providers: Sequence[str] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    inputs_npz: str | os.PathLike[str] | None = None,
     power: PowerWindow | None = None,
     power_summary: PowerSummarizer | None = None,
     power_source: str = "none",
@@ -207,6 +227,10 @@ def decide_model(
     ``telemetry``, when given, is called once every input has been checked and returns those
     keywords (``power``, ``power_summary``, ``power_source``, ``device``, ``finalize``), so that
     no power source is opened for input that is refused.
+    ``shapes`` (``--shape``) sizes the dynamic input dimensions of the benchmarks (and the
+    accuracy samples must have those sizes); ``inputs_npz`` (``--inputs``) benchmarks on that data
+    instead of seeded random inputs. ``threads`` and ``providers`` configure ONNX Runtime: the ONNX
+    Runtime variants, and (with either backend) the FP32 reference the accuracy is measured against.
     See the module docstring for the order of work and ``.logic`` for the rule.
     """
     check_repeat(repeat)
@@ -218,6 +242,12 @@ def decide_model(
             why="the DLA is reached through TensorRT",
             fix="add --backend tensorrt (on a Jetson with DLA), or drop --dla",
         )
+    if providers:
+        from ..backends.onnxruntime import check_providers
+
+        check_providers(providers)  # before any variant is written
+    shapes = dict(shapes or {})
+    npz = Path(inputs_npz) if inputs_npz is not None else None
     if max_loss_pct is not None and not (max_loss_pct >= 0 and math.isfinite(max_loss_pct)):
         raise UsageError(f"--max-loss must be >= 0 percent, not {max_loss_pct}", fix="e.g. 1.0")
     src = require_file(model_path, what="ONNX model")
@@ -242,6 +272,8 @@ def decide_model(
         calib_cache=ccache,
         holdout=Path(holdout) if holdout is not None else None,
         max_samples=max_samples,
+        shapes=shapes,
+        inputs_npz=npz,
     )
     trt: Any = None
     if backend == "tensorrt":
@@ -286,6 +318,8 @@ def decide_model(
         options: dict[str, Any] = {}
         if v.backend == "onnxruntime" and threads:
             options["intra_op_threads"] = threads
+        if v.backend == "onnxruntime" and providers:
+            options["providers"] = list(providers)
         if v.backend == "tensorrt" and cuda is not None:
             options["cuda"] = cuda
         result = bench_model(
@@ -294,6 +328,8 @@ def decide_model(
             precision=v.precision,
             name=f"{stem}.{v.name}",
             seed=seed,
+            shapes=shapes,
+            inputs_npz=npz,
             runner_options=options,
             warmup=warmup,
             stop=stop,
@@ -335,11 +371,13 @@ def decide_model(
                 results[v.name] = _median_run(runs[v.name])
     else:
         made, results, repeats = _make_and_bench_engines(
-            src, names, work, cdata, ccache, repeat, bench, step, cuda
+            src, names, work, cdata, ccache, repeat, bench, step, cuda, shapes
         )
 
     step("accuracy against the FP32 reference")
-    ref, specs = reference_outputs(src, dataset, max_samples=max_samples, threads=threads)
+    ref, specs = reference_outputs(
+        src, dataset, max_samples=max_samples, threads=threads, providers=providers
+    )
     targets_used = effective_targets(targets, max_loss_pct=max_loss_pct)
     rows: list[VariantRow] = []
     for v in made:
@@ -349,6 +387,7 @@ def decide_model(
             reference=ref,
             reference_specs=specs,
             threads=threads,
+            providers=providers,
             reference_name=str(src),
         )
         r = results[v.name].with_(accuracy=_accuracy(report))
@@ -469,8 +508,9 @@ def _make_and_bench_engines(
     bench: Callable[[Path, Variant], Result],
     step: Step,
     cuda: Any,
+    shapes: Mapping[str, Sequence[int]],
 ) -> tuple[list[Variant], dict[str, Result], dict[str, RepeatReport]]:
-    from ..backends.tensorrt import BuildOptions, build_engine
+    from ..backends.tensorrt import BuildOptions, ShapeRange, build_engine
     from .repeat import BuildRequest, repeat_builds
 
     timing = work / f"{src.stem}.timing.cache"
@@ -488,6 +528,8 @@ def _make_and_bench_engines(
             gpu_fallback=dla_core is not None,
             calib_cache=calib_cache if int8 else None,
             calib_data=calib_data if int8 and calib_cache is None else None,
+            # --shape: one fixed-shape profile, the shape the engine is then benchmarked at
+            shapes={n: ShapeRange(tuple(d), tuple(d), tuple(d)) for n, d in shapes.items()},
         )
         engine = engine_variant_path(work, src.stem, name)
         v = Variant(name, "tensorrt", engine, dla_core=dla_core)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -10,7 +11,7 @@ import numpy as np
 
 from .._io import require_file
 from ..errors import InputFileError, ShapeError
-from ..results.schema import TensorSpec
+from ..results.schema import QualityWarning, TensorSpec
 from .shapes import UNKNOWN_RANK, format_shape
 
 #: random floats are standard normal times this: small enough that no layer saturates or
@@ -43,6 +44,72 @@ def _numpy_dtype(spec: TensorSpec) -> np.dtype:
         ) from exc
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the system can hand out now without swapping; None where unknown.
+
+    Linux's ``MemAvailable`` (on a Jetson the GPU shares this memory), else the free pages.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def feed_bytes(inputs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]] | None) -> int:
+    """Bytes :func:`random_feed` holds at its peak: every array, plus the largest temporary
+    (integers are drawn as int64, floats as float32 and booleans as int8, then cast to the
+    input's dtype).
+
+    Python integers: a shape whose element count overflows int64 still gives a number.
+    """
+    total = 0
+    temp = 0
+    for spec in inputs:
+        count = math.prod(_shape_for(spec, shapes))
+        dtype = _numpy_dtype(spec)
+        total += count * dtype.itemsize
+        drawn = {"f": np.dtype(np.float32), "i": np.dtype(np.int64), "u": np.dtype(np.int64)}
+        drawn_as = drawn.get(dtype.kind, np.dtype(np.int8))
+        if drawn_as != dtype:
+            temp = max(temp, count * drawn_as.itemsize)
+    return total + temp
+
+
+def check_feed_fits(
+    inputs: Sequence[TensorSpec],
+    shapes: Mapping[str, Sequence[int]] | None,
+    *,
+    available: int | None = None,
+) -> None:
+    """Refuse (before anything is allocated) inputs larger than the memory free now.
+
+    ``available`` defaults to :func:`available_memory`; where that is unknown nothing is checked.
+    """
+    free = available if available is not None else available_memory()
+    if free is None:
+        return
+    need = feed_bytes(inputs, shapes)
+    if need <= free:
+        return
+    big = max(inputs, key=lambda s: math.prod(_shape_for(s, shapes)))
+    raise ShapeError(
+        f"the generated inputs would need {_gib(need)}, more than the {_gib(free)} of memory free",
+        why=f"input {big.name!r} alone is {format_shape(_shape_for(big, shapes))} ({big.dtype})",
+        fix="pass the --shape the model runs at (e.g. images:1x3x224x224)",
+    )
+
+
 def random_feed(
     inputs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]] | None, *, seed: int
 ) -> dict[str, np.ndarray]:
@@ -50,15 +117,21 @@ def random_feed(
 
     Floats are standard normal × :data:`FLOAT_SCALE`; integers uniform in ``[0, INT_HIGH)``;
     booleans fair coin flips. ``shapes`` (from :func:`resolve_input_shapes`) gives each input's
-    shape; a static input may be left out. The same seed gives the same arrays.
+    shape (``()`` for a rank-0 input); a static input may be left out. The same seed gives the
+    same arrays. Inputs that would not fit in the free memory are refused before any allocation
+    (:func:`check_feed_fits`).
     """
+    check_feed_fits(inputs, shapes)
     rng = np.random.default_rng(seed)
     feed: dict[str, np.ndarray] = {}
     for spec in inputs:
         shape = _shape_for(spec, shapes)
         dtype = _numpy_dtype(spec)
+        arr: np.ndarray
         if dtype.kind == "f":
-            arr = (rng.standard_normal(shape, dtype=np.float32) * FLOAT_SCALE).astype(dtype)
+            arr = rng.standard_normal(shape, dtype=np.float32)
+            arr *= FLOAT_SCALE  # in place: the same values as a product, one buffer fewer
+            arr = arr.astype(dtype, copy=False)
         elif dtype.kind in "iu":
             arr = rng.integers(0, INT_HIGH, size=shape, dtype=np.int64).astype(dtype)
         elif dtype.kind == "b":
@@ -69,8 +142,34 @@ def random_feed(
                 why="only float, integer and bool inputs can be generated",
                 fix="pass real input data with --inputs FILE.npz",
             )
-        feed[spec.name] = arr
+        # numpy hands back a scalar, not an array, for some rank-0 operations
+        feed[spec.name] = np.asarray(arr)
     return feed
+
+
+def feed_warnings(feed: Mapping[str, np.ndarray], *, source: str) -> tuple[QualityWarning, ...]:
+    """Warnings about the input data itself: float inputs holding NaN or Inf.
+
+    Timings on such data need not match real data (some kernels take other paths for NaN/Inf,
+    and the outputs are meaningless), so a result measured on them says so.
+    """
+    found: list[QualityWarning] = []
+    for name, arr in feed.items():
+        a = np.asarray(arr)
+        if a.dtype.kind not in "fc" or a.size == 0:
+            continue
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            share = "all of them" if bad == a.size else f"{bad / a.size:.1%}"
+            found.append(
+                QualityWarning(
+                    "nonfinite-inputs",
+                    f"input {name!r} from {source} holds {bad} NaN/Inf values of {a.size} "
+                    f"({share}); timings on such data need not match real inputs and the "
+                    "outputs are meaningless; benchmark real (finite) data",
+                )
+            )
+    return tuple(found)
 
 
 def _matches(spec: TensorSpec, shape: tuple[int, ...]) -> bool:
@@ -127,6 +226,12 @@ def load_feed_npz(
                 fix=f"save it as arr.astype('{want}')",
             )
         shape = tuple(int(d) for d in arr.shape)
+        if 0 in shape:
+            raise InputFileError(
+                f"{p}: key {spec.name!r} has shape {format_shape(shape)}, an empty tensor",
+                why="a zero dimension runs no work, so nothing would be measured",
+                fix=f"save an array of the model's shape ({format_shape(spec.shape)})",
+            )
         if shapes is not None and spec.name in shapes:
             expected = tuple(int(d) for d in shapes[spec.name])
             ok = shape == expected

@@ -9,6 +9,7 @@ taken for the other inputs that share that name (``batch`` in ``images`` and ``l
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from ..errors import ShapeError, UsageError
 from ..results.schema import TensorSpec
@@ -19,16 +20,30 @@ UNKNOWN_DIM = "?"
 UNKNOWN_RANK = "..."
 
 
+#: the ``--shape`` word for a rank-0 (scalar) input: ``--shape k:scalar``
+SCALAR = "scalar"
+#: the largest dimension numpy (and ONNX, whose dims are int64) can describe
+MAX_DIM = 2**63 - 1
+
+
 def format_shape(shape: Iterable[int | str]) -> str:
-    """``(1, 'batch', 3)`` -> ``"1x<batch>x3"``: the ``--shape`` syntax, names in angle brackets."""
-    return "x".join(str(d) if isinstance(d, int) else f"<{d}>" for d in shape)
+    """``(1, 'batch', 3)`` -> ``"1x<batch>x3"``: the ``--shape`` syntax, names in angle brackets.
+
+    A rank-0 shape ``()`` is ``"scalar"``, which is also how ``--shape`` spells it.
+    """
+    dims = tuple(shape)
+    if not dims:
+        return SCALAR
+    return "x".join(str(d) if isinstance(d, int) else f"<{d}>" for d in dims)
 
 
 def parse_shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
     """Parse ``"NAME:1x3x320x320"`` into ``("NAME", (1, 3, 320, 320))``.
 
     The name may itself contain ``:`` (TensorFlow-style ``input:0``); the last ``:`` separates it.
-    ``"NAME:"`` (nothing after the colon) is a scalar. Every dim must be a non-negative integer.
+    ``"NAME:scalar"`` (or ``"NAME:"``, nothing after the colon) is a rank-0 input. Every dim must
+    be a positive integer that int64 can hold: a zero dimension makes an empty tensor, which
+    measures nothing.
     """
     name, sep, dims = text.rpartition(":")
     if not sep or not name:
@@ -37,19 +52,33 @@ def parse_shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
             why="expected NAME:DIMS",
             fix="write it as NAME:1x3x224x224 (input name, colon, dims separated by x)",
         )
-    if dims.strip() == "":
+    if dims.strip().lower() in ("", SCALAR):
         return name, ()
     parts = dims.lower().split("x")
     values: list[int] = []
     for part in parts:
         part = part.strip()
-        if not part.isdigit():
+        if not (part.isascii() and part.isdigit()):
             raise UsageError(
                 f"bad --shape {text!r}",
-                why=f"dimension {part!r} is not a non-negative integer",
-                fix=f"write it as {name}:1x3x224x224 (dims separated by x)",
+                why=f"dimension {part!r} is not a positive integer",
+                fix=f"write it as {name}:1x3x224x224 (dims separated by x), or {name}:{SCALAR} "
+                "for a rank-0 input",
             )
-        values.append(int(part))
+        value = int(part)
+        if value == 0:
+            raise UsageError(
+                f"bad --shape {text!r}",
+                why="a zero dimension makes an empty tensor, which runs no work",
+                fix="give every dimension a size of at least 1",
+            )
+        if value > MAX_DIM:
+            raise UsageError(
+                f"bad --shape {text!r}",
+                why=f"dimension {part} does not fit in int64 (at most {MAX_DIM})",
+                fix="give the size the model runs at, e.g. 1x3x224x224",
+            )
+        values.append(value)
     return name, tuple(values)
 
 
@@ -75,10 +104,11 @@ def _shape_fix(spec: TensorSpec) -> str:
 def _check_override(spec: TensorSpec, override: Sequence[int]) -> tuple[int, ...]:
     dims = tuple(override)
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1 or d > MAX_DIM:
             raise ShapeError(
                 f"shape {list(dims)} for input {spec.name!r} is invalid",
-                why=f"{d!r} is not a non-negative integer",
+                why=f"{d!r} is not a positive integer that int64 can hold (a zero dimension "
+                "makes an empty tensor)",
                 fix=_shape_fix(spec),
             )
     if spec.shape == (UNKNOWN_RANK,):
@@ -179,3 +209,12 @@ def resolve_input_shapes(
                 )
         out[spec.name] = tuple(int(d) for d in dims)
     return out
+
+
+def with_shapes(
+    inputs: Sequence[TensorSpec], overrides: Mapping[str, Sequence[int]]
+) -> tuple[TensorSpec, ...]:
+    """``inputs`` with the ``--shape`` overrides (checked) applied: data validated against the
+    result must have exactly those sizes. Dims left dynamic keep their names."""
+    partial = resolve_partial(inputs, overrides)
+    return tuple(replace(spec, shape=partial[spec.name]) for spec in inputs)

@@ -337,7 +337,11 @@ def run_recipe(
         module=module,
         with_roofline=roofline_stages,
     )
-    warnings: list[QualityWarning] = []
+    from ..model.feeds import feed_warnings
+
+    # NaN/Inf in the frame data (a user's --inputs file): measured all the same, but said so
+    source = f"npz:{inputs_npz}" if inputs_npz else "random"
+    warnings: list[QualityWarning] = list(feed_warnings(opened.frame, source=source))
     ignored = [
         s.name
         for s in rec.stages

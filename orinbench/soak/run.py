@@ -34,6 +34,7 @@ from ..bench.assemble import assemble_result
 from ..bench.harness import Clock, Measurement, StopRule, Warmup, measure
 from ..bench.run import PowerSummarizer, make_feed, open_runner
 from ..errors import UsageError
+from ..model.feeds import feed_warnings
 from ..results.schema import ModelRef, QualityWarning, Result, RunConfig
 from ..telemetry.conditions import ConditionsMonitor, ConditionsSample, ConditionsTrace
 from ..telemetry.conditions import conditions_warnings as _conditions_warnings
@@ -332,7 +333,10 @@ def soak_model(
         power_section = dict(
             summarize(run.power_trace, inferences=run.measurement.iterations, window_s=run.span_s)
         )
-    warnings: list[QualityWarning] = []
+    # NaN/Inf in the data (a user's --inputs file): soaked all the same, but said so
+    warnings: list[QualityWarning] = list(
+        feed_warnings(feed, source=f"npz:{inputs_npz}" if inputs_npz else "random")
+    )
     extra: dict[str, Any] = {"soak": dict(run.summary)}
     if run.conditions_trace is not None:
         warnings.extend(_conditions_warnings(run.conditions_trace))
