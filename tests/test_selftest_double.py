@@ -1,0 +1,295 @@
+"""``orinbench selftest`` against the TensorRT double, the fake CUDA layer, a fake Jetson tree (Orin
+NX 16GB), a fake tegrastats, an NVML double and a jtop stand-in: every row runs, none is skipped.
+
+What is real here: the self-test's own logic (order, prerequisites, evidence, cross-check maths,
+JSON/HTML), orinbench's build/bench/calibration/telemetry code it calls, the sysfs source reading
+the fake tree and the tegrastats source running a fake binary. What is not: TensorRT and CUDA (the
+double), NVML (a double), jtop (a sysfs reader named jtop: jetson-stats' server needs root and a
+private /fake_sys, tests/test_telemetry_jtop.py covers the real client).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import types
+from pathlib import Path
+
+import _trt_double_ext
+import pytest
+from trt_double import pytest_fixtures as fx
+from trt_double.pytest_fixtures import TrtEnv
+
+from orinbench import _lazy
+from orinbench.backends.tensorrt.cache_usage import MIN_FRACTION
+from orinbench.selftest import (
+    FAIL,
+    PASS,
+    SKIPPED,
+    SelftestOptions,
+    all_checks,
+    exit_code,
+    read_selftest,
+    run_selftest,
+    write_selftest,
+)
+from orinbench.telemetry.sources.sysfs import SysfsPowerSource
+
+FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"
+if str(FIXTURES) not in sys.path:
+    sys.path.insert(0, str(FIXTURES))
+
+from telemetry_fakes import FakeBoard  # noqa: E402
+
+trt_env = fx.trt_env
+#: the fake board's rails (FakeBoard: 5000 mV x 200 mA each = 1 W; VDD_IN is the Orin NX total)
+TEGRA_LINE = (
+    "11-20-2024 14:03:11 RAM 3222/15656MB (lfb 1902x4MB) CPU [3%@729,1%@729] EMC_FREQ 0%@3199 "
+    "GR3D_FREQ 0%@[305] cpu@46.281C gpu@44.312C tj@46.281C "
+    "VDD_IN {vdd_in}mW/{vdd_in}mW VDD_CPU_GPU_CV 1000mW/1000mW VDD_SOC 1000mW/1000mW\n"
+)
+
+
+class FakeNvml(types.SimpleNamespace):
+    """What orinbench reads of NVML: a GPU of constant power whose energy counter integrates it."""
+
+    class NVMLError(Exception):
+        pass
+
+    NVML_SUCCESS = 0
+    NVML_FI_DEV_POWER_INSTANT = 186
+    NVML_VALUE_TYPE_DOUBLE = 0
+    NVML_VALUE_TYPE_UNSIGNED_INT = 1
+    NVML_VALUE_TYPE_UNSIGNED_LONG = 2
+    NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3
+    NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4
+    NVML_VALUE_TYPE_SIGNED_INT = 5
+    NVML_CLOCK_GRAPHICS = 0
+    NVML_CLOCK_MEM = 2
+    NVML_TEMPERATURE_GPU = 0
+
+    def __init__(self, watts: float = 60.0) -> None:
+        super().__init__()
+        self.watts = watts
+        self.t0 = time.monotonic()
+        self.inits = 0
+
+    def nvmlInit(self):
+        self.inits += 1
+
+    def nvmlShutdown(self):
+        self.inits -= 1
+
+    def nvmlSystemGetDriverVersion(self):
+        return b"550.54"
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return 12040
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return object()
+
+    def nvmlDeviceGetName(self, h):
+        return b"Fake GPU"
+
+    def nvmlDeviceGetClockInfo(self, h, kind):
+        return 1500
+
+    def nvmlDeviceGetMaxClockInfo(self, h, kind):
+        return 1980
+
+    def nvmlDeviceGetTemperature(self, h, kind):
+        return 40
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return int(self.watts * 1000)
+
+    def nvmlDeviceGetFieldValues(self, h, ids):
+        value = types.SimpleNamespace(uiVal=int(self.watts * 1000))
+        return [types.SimpleNamespace(nvmlReturn=0, valueType=1, value=value)]
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        return int((time.monotonic() - self.t0) * self.watts * 1000)  # mJ
+
+
+class JtopStandIn(SysfsPowerSource):
+    """jtop reads the same INA3221 files: a sysfs reader under jtop's name (see module doc)."""
+
+    name = "jtop"
+
+
+@pytest.fixture
+def fake_jetson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """(board, options): a tuned Orin NX tree, a tegrastats printing its rails, NVML and jtop."""
+    board = FakeBoard(tmp_path / "board", "orin-nx-16gb")
+    lines = tmp_path / "tegrastats.txt"
+    lines.write_text(TEGRA_LINE.format(vdd_in=1000))
+    exe = tmp_path / "bin" / "tegrastats"
+    exe.parent.mkdir()
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / "fake_tegrastats.py"}" "$@"\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("FAKE_TEGRASTATS_FILE", str(lines))
+    nvml = FakeNvml()
+    monkeypatch.setattr(_lazy, "pynvml", lambda: nvml)
+    real_available = _lazy.is_available
+    monkeypatch.setattr(
+        _lazy, "is_available", lambda m: True if m == "pynvml" else real_available(m)
+    )
+    root = str(board.root)
+    options = SelftestOptions(
+        quick=True,
+        root=root,
+        tegrastats_bin=str(exe),
+        power_factories={"jtop": lambda period: JtopStandIn(period_s=period, root=root)},
+    )
+    return board, options, lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_every_row_runs_and_passes_against_the_double(
+    trt_env: TrtEnv, fake_jetson, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _trt_double_ext.install(monkeypatch)  # DLA placement and fallback lines in the build log
+    board, options, _ = fake_jetson
+    out = tmp_path / "out"
+    report = run_selftest(out_dir=out, options=options)
+    rows = {r.id: r for r in report.rows}
+    assert list(rows) == [c.id for c in all_checks()]
+    not_passed = {r.id: (r.status, r.reason, r.evidence.get("traceback")) for r in report.rows if r.status != PASS}
+    assert not not_passed
+    assert exit_code(report) == 0
+
+    ev = {k: r.evidence for k, r in rows.items()}
+    assert ev["env.fingerprint"]["fingerprint"]["module_part"] == "p3767-0000"
+    assert ev["system.check"]["check"]["ready"] is True
+    assert ev["trt.build.fp32"]["layers"]["precision"] == {"FP32": ev["trt.build.fp32"]["layers"]["count"]}
+    assert ev["trt.build.fp16"]["layers"]["precision"]["FP16"] > 0
+    # calibrate -> cache -> rebuild from the cache -> the cache was applied, same INT8 layers
+    assert Path(ev["trt.build.int8"]["calibration"]["cache_written"]).is_file()
+    assert ev["trt.build.int8"]["int8_layers"] > 0
+    usage = ev["trt.int8.cache"]["cache_usage"]
+    assert usage["verdict"] == "applied" and usage["matched"] > 0
+    assert usage["matched"] >= MIN_FRACTION * usage["expected"]
+    assert ev["trt.int8.cache"]["int8_layers"] == ev["trt.build.int8"]["int8_layers"]
+    # DLA: the sample model's ops the simulated DLA cannot run are counted as GPU fallback
+    from orinbench.model.load import load_model
+
+    model = load_model(ev["zoo.sample"]["path"])
+    not_on_dla = {n.name for n in model.graph.node if n.op_type not in _trt_double_ext.DLA_OPS}
+    for name in ("trt.dla.fp16", "trt.dla.int8"):
+        assert ev[name]["fallback_layers"] == len(not_on_dla) > 0
+        assert set(ev[name]["fallback"]) <= not_on_dla
+        assert ev[name]["dla_layers"] >= 1
+    for engine in ("fp32", "fp16", "int8", "dla-fp16", "dla-int8"):
+        plain, graph = ev[f"trt.bench.{engine}"], ev[f"trt.bench.{engine}.graph"]
+        assert plain["cuda_graph_active"] is False and graph["cuda_graph_active"] is True
+        # the double's simulated GPU time of one inference, read by CUDA events
+        assert plain["gpu_compute_p50_ms"] == pytest.approx(2.0)
+        assert plain["iterations"] >= 10
+    assert ev["trt.streams"]["throughput"]["streams"] == 2
+    assert ev["trt.profile_layers"]["layer_count"] > 5
+    assert ev["cuda.pycuda"]["copied_equal"] and ev["cuda.pycuda"]["graph_replay_equal"]
+    assert ev["nvml.device"]["facts"]["gpu"] == "Fake GPU"
+    assert ev["power.nvml"]["mean_total_w"] == pytest.approx(60.0)
+    for src in ("jtop", "sysfs", "tegrastats"):
+        assert ev[f"power.{src}"]["mean_total_w"] == pytest.approx(1.0)
+    pairs = ev["power.crosscheck"]["pairs"]
+    assert [p["pair"] for p in pairs] == ["sysfs - jtop", "tegrastats - jtop"]
+    assert all(abs(p["diff_w"]) <= p["tolerance_w"] for p in pairs)
+
+    written = write_selftest(report, out)
+    back = read_selftest(written.json_path)
+    assert [(r.id, r.status) for r in back.rows] == [(r.id, r.status) for r in report.rows]
+    page = written.html_path.read_text()
+    assert page.count('data-status="pass"') == len(rows)
+    # build logs stay with the result, for a bug report
+    assert any((out / "work" / "engines").glob("*.log"))
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_power_sources_that_disagree_fail_the_crosscheck(
+    trt_env: TrtEnv, fake_jetson, tmp_path: Path
+) -> None:
+    board, options, lines = fake_jetson
+    # tegrastats says the module draws 0.3 W more than the INA3221 files do
+    lines.write_text(TEGRA_LINE.format(vdd_in=1300))
+    from dataclasses import replace
+
+    report = run_selftest(out_dir=tmp_path / "out", options=replace(options, only=("power",)))
+    rows = {r.id: r for r in report.rows}
+    assert [r.id for r in report.rows] == [
+        "power.jtop",
+        "power.sysfs",
+        "power.tegrastats",
+        "power.nvml",
+        "power.crosscheck",
+    ]
+    assert all(rows[f"power.{n}"].status == PASS for n in ("jtop", "sysfs", "tegrastats", "nvml"))
+    cross = rows["power.crosscheck"]
+    assert cross.status == FAIL and exit_code(report) == 1
+    assert "tegrastats - jtop = +0.300 W" in cross.reason
+    bad = [p for p in cross.evidence["pairs"] if p["pair"] == "tegrastats - jtop"][0]
+    # the tolerance is one INA3221 step at 1 W on one rail (40 mW + 1.6 mW); samples are constant
+    assert bad["resolution_w"] == pytest.approx(0.0416, abs=1e-4)
+    assert bad["sampling_w"] == pytest.approx(0.0)
+    ok = [p for p in cross.evidence["pairs"] if p["pair"] == "sysfs - jtop"][0]
+    assert ok["diff_w"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_an_ignored_calibration_cache_fails_its_row_only(
+    trt_env: TrtEnv, fake_jetson, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board, options, _ = fake_jetson
+    from dataclasses import replace
+
+    report = run_selftest(
+        out_dir=tmp_path / "out",
+        options=replace(options, only=("trt.build.int8", "trt.int8.cache", "trt.build.fp16")),
+        on_start=lambda c: (
+            monkeypatch.setattr(trt_env.testing.config, "ignore_calibration_cache", True)
+            if c.id == "trt.int8.cache"
+            else None
+        ),
+    )
+    rows = {r.id: r for r in report.rows}
+    assert rows["trt.build.int8"].status == PASS
+    assert rows["trt.build.fp16"].status == PASS
+    cache = rows["trt.int8.cache"]
+    assert cache.status == FAIL
+    assert "CalibrationError" in cache.reason and "ignored" in cache.reason
+    assert "Traceback" in cache.evidence["traceback"]
+    assert exit_code(report) == 1
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_a_module_without_dla_skips_the_dla_rows_with_the_reason(
+    trt_env: TrtEnv, fake_jetson, tmp_path: Path
+) -> None:
+    trt_env.testing.config.dla_cores = 0
+    board, options, _ = fake_jetson
+    from dataclasses import replace
+
+    report = run_selftest(
+        out_dir=tmp_path / "out", options=replace(options, only=("trt.bench.dla-fp16",))
+    )
+    rows = {r.id: r for r in report.rows}
+    # a prefix selects the row and its CUDA-graph twin; the build and the model come with them
+    assert list(rows) == [
+        "zoo.sample",
+        "trt.dla.fp16",
+        "trt.bench.dla-fp16",
+        "trt.bench.dla-fp16.graph",
+    ]
+    assert rows["trt.dla.fp16"].status == SKIPPED
+    assert "no DLA" in rows["trt.dla.fp16"].reason
+    assert rows["trt.bench.dla-fp16"].status == SKIPPED
+    assert rows["trt.bench.dla-fp16"].reason.startswith("needs trt.dla.fp16")
+    assert rows["trt.bench.dla-fp16.graph"].status == SKIPPED
+    assert exit_code(report) == 0
+    assert json.dumps(report.to_dict())  # serialisable
