@@ -155,19 +155,25 @@ def test_every_row_runs_and_passes_against_the_double(
     trt_env: TrtEnv, fake_jetson, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _trt_double_ext.install(monkeypatch)  # DLA placement and fallback lines in the build log
-    board, options, _ = fake_jetson
+    _board, options, _ = fake_jetson
     out = tmp_path / "out"
     report = run_selftest(out_dir=out, options=options)
     rows = {r.id: r for r in report.rows}
     assert list(rows) == [c.id for c in all_checks()]
-    not_passed = {r.id: (r.status, r.reason, r.evidence.get("traceback")) for r in report.rows if r.status != PASS}
+    not_passed = {
+        r.id: (r.status, r.reason, r.evidence.get("traceback"))
+        for r in report.rows
+        if r.status != PASS
+    }
     assert not not_passed
     assert exit_code(report) == 0
 
     ev = {k: r.evidence for k, r in rows.items()}
     assert ev["env.fingerprint"]["fingerprint"]["module_part"] == "p3767-0000"
     assert ev["system.check"]["check"]["ready"] is True
-    assert ev["trt.build.fp32"]["layers"]["precision"] == {"FP32": ev["trt.build.fp32"]["layers"]["count"]}
+    assert ev["trt.build.fp32"]["layers"]["precision"] == {
+        "FP32": ev["trt.build.fp32"]["layers"]["count"]
+    }
     assert ev["trt.build.fp16"]["layers"]["precision"]["FP16"] > 0
     # calibrate -> cache -> rebuild from the cache -> the cache was applied, same INT8 layers
     assert Path(ev["trt.build.int8"]["calibration"]["cache_written"]).is_file()
@@ -215,7 +221,7 @@ def test_every_row_runs_and_passes_against_the_double(
 def test_power_sources_that_disagree_fail_the_crosscheck(
     trt_env: TrtEnv, fake_jetson, tmp_path: Path
 ) -> None:
-    board, options, lines = fake_jetson
+    _board, options, lines = fake_jetson
     # tegrastats says the module draws 0.3 W more than the INA3221 files do
     lines.write_text(TEGRA_LINE.format(vdd_in=1300))
     from dataclasses import replace
@@ -233,11 +239,11 @@ def test_power_sources_that_disagree_fail_the_crosscheck(
     cross = rows["power.crosscheck"]
     assert cross.status == FAIL and exit_code(report) == 1
     assert "tegrastats - jtop = +0.300 W" in cross.reason
-    bad = [p for p in cross.evidence["pairs"] if p["pair"] == "tegrastats - jtop"][0]
+    bad = next(p for p in cross.evidence["pairs"] if p["pair"] == "tegrastats - jtop")
     # the tolerance is one INA3221 step at 1 W on one rail (40 mW + 1.6 mW); samples are constant
     assert bad["resolution_w"] == pytest.approx(0.0416, abs=1e-4)
     assert bad["sampling_w"] == pytest.approx(0.0)
-    ok = [p for p in cross.evidence["pairs"] if p["pair"] == "sysfs - jtop"][0]
+    ok = next(p for p in cross.evidence["pairs"] if p["pair"] == "sysfs - jtop")
     assert ok["diff_w"] == pytest.approx(0.0)
 
 
@@ -245,7 +251,7 @@ def test_power_sources_that_disagree_fail_the_crosscheck(
 def test_an_ignored_calibration_cache_fails_its_row_only(
     trt_env: TrtEnv, fake_jetson, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    board, options, _ = fake_jetson
+    _board, options, _ = fake_jetson
     from dataclasses import replace
 
     report = run_selftest(
@@ -272,7 +278,7 @@ def test_a_module_without_dla_skips_the_dla_rows_with_the_reason(
     trt_env: TrtEnv, fake_jetson, tmp_path: Path
 ) -> None:
     trt_env.testing.config.dla_cores = 0
-    board, options, _ = fake_jetson
+    _board, options, _ = fake_jetson
     from dataclasses import replace
 
     report = run_selftest(

@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ..selftest import SelftestOptions, exit_code, run_selftest, write_selftest
+    from ..selftest import Check, SelftestOptions, exit_code, run_selftest, write_selftest
     from ..selftest.output import check_out_dir
     from ..selftest.render import format_text
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     options = SelftestOptions(quick=args.quick, only=only, root=args.root, device=args.device)
     progress = not (args.quiet or args.json)
 
-    def on_start(check) -> None:  # type: ignore[no-untyped-def]
+    def on_start(check: Check) -> None:
         if progress:
             print(f"selftest: {check.id} ...", file=sys.stderr, flush=True)
 

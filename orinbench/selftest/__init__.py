@@ -1,4 +1,4 @@
-"""``orinbench selftest``: every capability tried once on this machine, one row each (docs/first-run.md).
+"""``orinbench selftest``: every capability tried once here, one row each (docs/first-run.md).
 
 * :mod:`.rows` — :class:`Row`, :class:`SelftestReport` (``selftest.json``, versioned);
 * :mod:`.checks` — the checks, one function per capability, and their order;

@@ -54,7 +54,9 @@ FIX_TENSORRT = (
     "on a Jetson: sudo apt install nvidia-tensorrt python3-libnvinfer (JetPack), and use the "
     "system Python or a venv made with --system-site-packages"
 )
-FIX_PYCUDA = "pip install 'orinbench[jetson]' (builds pycuda; export PATH=/usr/local/cuda/bin:$PATH)"
+FIX_PYCUDA = (
+    "pip install 'orinbench[jetson]' (builds pycuda; export PATH=/usr/local/cuda/bin:$PATH)"
+)
 FIX_JTOP = "sudo pip3 install -U jetson-stats, then sudo systemctl restart jtop.service"
 FIX_NVML = "pip install nvidia-ml-py (on a machine with an NVIDIA driver)"
 FIX_ORT = "pip install 'orinbench[ort]' (on Jetson: NVIDIA's onnxruntime-gpu wheel for JetPack)"
@@ -123,7 +125,9 @@ def check_fingerprint(ctx: Context) -> Outcome:
     keys = ("is_jetson", "module", "l4t", "jetpack", "tensorrt", "cuda", "power_mode", "gpu")
     missing = [k for k in keys if k not in fp]
     if missing:
-        raise CheckFailed(f"the fingerprint lacks {', '.join(missing)}", evidence={"fingerprint": fp})
+        raise CheckFailed(
+            f"the fingerprint lacks {', '.join(missing)}", evidence={"fingerprint": fp}
+        )
     what = (
         f"Jetson {fp.get('module_name') or fp.get('module') or 'unknown module'}, "
         f"L4T {fp.get('l4t')}, JetPack {fp.get('jetpack')}, TensorRT {fp.get('tensorrt')}"
@@ -187,7 +191,9 @@ def _bench_stats(result: Any) -> dict[str, Any]:
     from ..results.schema import GPU_COMPUTE, HOST_LATENCY
 
     out: dict[str, Any] = {
-        "iterations": int(result.stats[HOST_LATENCY].get("count") or len(result.samples[HOST_LATENCY])),
+        "iterations": int(
+            result.stats[HOST_LATENCY].get("count") or len(result.samples[HOST_LATENCY])
+        ),
         "p50_ms": result.stats[HOST_LATENCY].get("p50_ms"),
         "p99_ms": result.stats[HOST_LATENCY].get("p99_ms"),
         "fps": result.throughput.get("fps"),
@@ -569,7 +575,9 @@ def _jetson_note(ctx: Context) -> str:
     from ..telemetry.device import is_jetson
 
     # tried all the same: a Jetson with a discrete GPU (or a test double) may have NVML
-    return " (expected on a Jetson: Jetson Linux has no NVML)" if is_jetson(ctx.options.root) else ""
+    return (
+        " (expected on a Jetson: Jetson Linux has no NVML)" if is_jetson(ctx.options.root) else ""
+    )
 
 
 def _nvml_usable(ctx: Context) -> None:
@@ -591,9 +599,7 @@ def check_nvml(ctx: Context) -> Outcome:
             fix="install the NVIDIA driver, or ignore on a machine without an NVIDIA GPU",
         )
     if not facts.get("gpu"):
-        raise CheckFailed(
-            f"NVML has no GPU {ctx.options.nvml_index}", evidence={"facts": facts}
-        )
+        raise CheckFailed(f"NVML has no GPU {ctx.options.nvml_index}", evidence={"facts": facts})
     return (
         f"{facts.get('gpu')}, driver {facts.get('driver')}, CUDA driver {facts.get('cuda_driver')}",
         {"facts": facts},
@@ -796,7 +802,10 @@ def check_power_crosscheck(ctx: Context) -> Outcome:
     if bad:
         raise CheckFailed(
             "power totals disagree over the same window: "
-            + "; ".join(f"{p['pair']} = {p['diff_w']:+.3f} W (tolerance {p['tolerance_w']:.3f} W)" for p in bad),
+            + "; ".join(
+                f"{p['pair']} = {p['diff_w']:+.3f} W (tolerance {p['tolerance_w']:.3f} W)"
+                for p in bad
+            ),
             fix="compare the sources' total_of (which rails each sums) and their rails_mean_w rows",
             evidence=evidence,
         )
@@ -857,7 +866,8 @@ def all_checks() -> tuple[Check, ...]:
             checks.append(
                 Check(
                     f"trt.bench.{engine}{suffix}",
-                    f"bench the {engine} engine " + ("with a CUDA graph" if graph else "(no graph)"),
+                    f"bench the {engine} engine "
+                    + ("with a CUDA graph" if graph else "(no graph)"),
                     make_trt_bench_check(engine, cuda_graph=graph),
                     (_BUILD_ROW[engine],),
                 )
@@ -874,7 +884,9 @@ def all_checks() -> tuple[Check, ...]:
         Check("nvml.device", "NVML: GPU, driver, clocks", check_nvml),
     ]
     for name in POWER_SOURCES:
-        checks.append(Check(f"power.{name}", f"power source {name}: open and sample", make_power_check(name)))
+        checks.append(
+            Check(f"power.{name}", f"power source {name}: open and sample", make_power_check(name))
+        )
     checks.append(
         Check(
             "power.crosscheck",

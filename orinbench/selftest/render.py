@@ -36,8 +36,7 @@ def format_text(report: SelftestReport) -> str:
         lines.append(line)
     c = report.counts()
     lines.append(
-        f"\n{c[PASS]} passed, {c[FAIL]} failed, {c[SKIPPED]} skipped "
-        f"in {report.duration_s:.1f} s"
+        f"\n{c[PASS]} passed, {c[FAIL]} failed, {c[SKIPPED]} skipped in {report.duration_s:.1f} s"
     )
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""The self-test's data: one :class:`Row` per capability, the :class:`SelftestReport` that holds them.
+"""The self-test's data: one :class:`Row` per capability, and the report that holds them.
 
 ``selftest.json`` is ``SelftestReport.to_dict()``. Its ``schema_version`` is bumped on any change a
 reader must know about; :func:`report_from_dict` refuses a newer version instead of guessing.
