@@ -75,16 +75,11 @@ def run_check(check: Check, ctx: Context) -> Row:
             if prior is None:
                 reason = f"needs {need}, which did not run"
             elif prior.status == SKIPPED and prior.reason.startswith("needs "):
-                reason = prior.reason  # name the root of the chain, not every link
+                reason = f"needs {need}, which {prior.reason}"  # the chain down to its root
             else:
                 reason = f"needs {need}, which was {prior.status}: {prior.reason}"
-            return Row(
-                id=check.id,
-                title=check.title,
-                status=SKIPPED,
-                reason=reason,
-                fix=prior.fix if prior is not None else "",
-            )
+            # no fix here: the row at the root of the chain carries it
+            return Row(id=check.id, title=check.title, status=SKIPPED, reason=reason)
     started = time.perf_counter()
     status, reason, fix = PASS, "", ""
     evidence: dict[str, Any] = {}
