@@ -37,6 +37,11 @@ class SelftestOptions:
         return 0.3 if self.quick else 2.0
 
     @property
+    def quick_iterations(self) -> int:
+        """Timed iterations of one benchmark with ``quick`` (instead of :attr:`bench_s`)."""
+        return 20
+
+    @property
     def warmup_s(self) -> float:
         return 0.1 if self.quick else 0.5
 
