@@ -322,3 +322,20 @@ def test_strongly_typed_tensorrt_has_no_cache_row_to_run(
     assert rows["trt.build.int8"].evidence["int8_layers"] > 0
     assert rows["trt.dla.int8"].evidence["calibration"]["source"] != "cache"
     assert exit_code(report) == 0
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_a_second_run_into_the_same_folder_builds_again(
+    trt_env: TrtEnv, fake_jetson, tmp_path: Path
+) -> None:
+    """An engine found up to date would prove nothing about building: every run rebuilds."""
+    _board, options, _ = fake_jetson
+    from dataclasses import replace
+
+    opts = replace(options, only=("trt.build",))
+    builds = trt_env.testing.calls
+    for _ in range(2):
+        before = builds["build_serialized_network"]
+        report = run_selftest(out_dir=tmp_path / "out", options=opts)
+        assert [r.status for r in report.rows] == [PASS] * 4  # zoo.sample and three builds
+        assert builds["build_serialized_network"] - before == 3

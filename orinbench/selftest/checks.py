@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -306,9 +307,11 @@ def check_build_int8(ctx: Context) -> Outcome:
 
     _tensorrt()
     inputs, _ = model_io_specs(_require_model(ctx))
-    data = write_synthetic_dataset(
-        ctx.workdir / "calib", inputs=inputs, count=ctx.options.calib_samples, seed=0
-    )
+    count = ctx.options.calib_samples
+    folder = ctx.workdir / f"calib-{count}"
+    if folder.is_dir():  # the self-test's own folder from an earlier run: start clean
+        shutil.rmtree(folder)
+    data = write_synthetic_dataset(folder, inputs=inputs, count=count, seed=0)
     ctx.calib_data = data
     report, evidence = _build(ctx, "int8", precision="int8", calib_data=data)
     calib = report.sidecar.get("calibration") or {}
