@@ -43,12 +43,17 @@ if str(FIXTURES) not in sys.path:
 from telemetry_fakes import FakeBoard  # noqa: E402
 
 trt_env = fx.trt_env
-#: the fake board's rails (FakeBoard: 5000 mV x 200 mA each = 1 W; VDD_IN is the Orin NX total)
-TEGRA_LINE = (
+TEGRA_PREFIX = (
     "11-20-2024 14:03:11 RAM 3222/15656MB (lfb 1902x4MB) CPU [3%@729,1%@729] EMC_FREQ 0%@3199 "
-    "GR3D_FREQ 0%@[305] cpu@46.281C gpu@44.312C tj@46.281C "
-    "VDD_IN {vdd_in}mW/{vdd_in}mW VDD_CPU_GPU_CV 1000mW/1000mW VDD_SOC 1000mW/1000mW\n"
+    "GR3D_FREQ 0%@[305] cpu@46.281C gpu@44.312C tj@46.281C"
 )
+
+
+def tegra_line(board: FakeBoard, extra_mw: dict[str, int] | None = None) -> str:
+    """A tegrastats line of the board's rails: each 1000 mW as FakeBoard sets them (5000 mV x
+    200 mA), plus ``extra_mw`` (a tegrastats that disagrees with the INA3221 files)."""
+    rails = {r: 1000 + (extra_mw or {}).get(r, 0) for r in board.rails}
+    return TEGRA_PREFIX + "".join(f" {r} {mw}mW/{mw}mW" for r, mw in rails.items()) + "\n"
 
 
 class FakeNvml(types.SimpleNamespace):
@@ -123,11 +128,12 @@ class JtopStandIn(SysfsPowerSource):
 
 
 @pytest.fixture
-def fake_jetson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """(board, options): a tuned Orin NX tree, a tegrastats printing its rails, NVML and jtop."""
-    board = FakeBoard(tmp_path / "board", "orin-nx-16gb")
+def fake_jetson(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """(board, options, tegrastats lines file): a tuned fake Jetson (Orin NX unless the test
+    parametrizes the board kind), a tegrastats printing its rails, NVML and jtop stand-ins."""
+    board = FakeBoard(tmp_path / "board", getattr(request, "param", "orin-nx-16gb"))
     lines = tmp_path / "tegrastats.txt"
-    lines.write_text(TEGRA_LINE.format(vdd_in=1000))
+    lines.write_text(tegra_line(board))
     exe = tmp_path / "bin" / "tegrastats"
     exe.parent.mkdir()
     exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / "fake_tegrastats.py"}" "$@"\n')
@@ -217,18 +223,30 @@ def test_every_row_runs_and_passes_against_the_double(
     assert any((out / "work" / "engines").glob("*.log"))
 
 
-@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
-def test_power_sources_that_disagree_fail_the_crosscheck(
-    trt_env: TrtEnv, fake_jetson, tmp_path: Path
+@pytest.mark.parametrize(
+    ("fake_jetson", "rail", "extra_mw", "resolution_w", "passes"),
+    [
+        # Orin NX: the total is the VDD_IN rail, one INA3221 step at 1 W = 40 + 1.6 mW
+        ("orin-nx-16gb", "VDD_IN", 0, 0.0416, True),
+        ("orin-nx-16gb", "VDD_IN", 30, 0.0416, True),
+        ("orin-nx-16gb", "VDD_IN", 100, 0.0416, False),
+        ("orin-nx-16gb", "VDD_SOC", 300, 0.0416, True),  # not part of the total
+        # AGX Orin: the total sums 4 rails (4 W), one step each: 4 x 40 + 0.8 x 8 mW
+        ("agx-orin-64gb", "VDD_GPU_SOC", 100, 0.1664, True),
+        ("agx-orin-64gb", "VDD_GPU_SOC", 300, 0.1664, False),
+    ],
+    indirect=["fake_jetson"],
+)
+def test_crosscheck_tolerance_is_the_ina3221_resolution(
+    fake_jetson, rail: str, extra_mw: int, resolution_w: float, passes: bool, tmp_path: Path
 ) -> None:
-    _board, options, lines = fake_jetson
-    # tegrastats says the module draws 0.3 W more than the INA3221 files do
-    lines.write_text(TEGRA_LINE.format(vdd_in=1300))
+    board, options, lines = fake_jetson
+    lines.write_text(tegra_line(board, {rail: extra_mw}))  # tegrastats disagrees on one rail
     from dataclasses import replace
 
     report = run_selftest(out_dir=tmp_path / "out", options=replace(options, only=("power",)))
     rows = {r.id: r for r in report.rows}
-    assert [r.id for r in report.rows] == [
+    assert list(rows) == [
         "power.jtop",
         "power.sysfs",
         "power.tegrastats",
@@ -237,14 +255,20 @@ def test_power_sources_that_disagree_fail_the_crosscheck(
     ]
     assert all(rows[f"power.{n}"].status == PASS for n in ("jtop", "sysfs", "tegrastats", "nvml"))
     cross = rows["power.crosscheck"]
-    assert cross.status == FAIL and exit_code(report) == 1
-    assert "tegrastats - jtop = +0.300 W" in cross.reason
-    bad = next(p for p in cross.evidence["pairs"] if p["pair"] == "tegrastats - jtop")
-    # the tolerance is one INA3221 step at 1 W on one rail (40 mW + 1.6 mW); samples are constant
-    assert bad["resolution_w"] == pytest.approx(0.0416, abs=1e-4)
-    assert bad["sampling_w"] == pytest.approx(0.0)
-    ok = next(p for p in cross.evidence["pairs"] if p["pair"] == "sysfs - jtop")
-    assert ok["diff_w"] == pytest.approx(0.0)
+    pairs = {p["pair"]: p for p in cross.evidence["pairs"]}
+    assert set(pairs) == {"sysfs - jtop", "tegrastats - jtop"}
+    assert pairs["sysfs - jtop"]["diff_w"] == pytest.approx(0.0)
+    teg = pairs["tegrastats - jtop"]
+    in_total = rail in board.rails and (rail == "VDD_IN" or "VDD_IN" not in board.rails)
+    assert teg["diff_w"] == pytest.approx(extra_mw / 1000 if in_total else 0.0)
+    assert teg["resolution_w"] == pytest.approx(resolution_w, abs=1e-4)
+    assert teg["sampling_w"] == pytest.approx(0.0)  # constant readings: no sampling error
+    if passes:
+        assert cross.status == PASS, cross.reason
+        assert exit_code(report) == 0
+    else:
+        assert cross.status == FAIL and exit_code(report) == 1
+        assert f"tegrastats - jtop = +{extra_mw / 1000:.3f} W" in cross.reason
 
 
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
@@ -339,3 +363,17 @@ def test_a_second_run_into_the_same_folder_builds_again(
         report = run_selftest(out_dir=tmp_path / "out", options=opts)
         assert [r.status for r in report.rows] == [PASS] * 4  # zoo.sample and three builds
         assert builds["build_serialized_network"] - before == 3
+
+
+def test_a_jetson_fingerprint_with_unknowns_fails_its_row(tmp_path: Path) -> None:
+    board = FakeBoard(tmp_path / "board", "orin-nx-16gb")
+    board.path("/etc/nv_tegra_release").unlink()  # L4T (and so JetPack) cannot be read
+    board.path("/var/lib/dpkg/status").unlink()
+    report = run_selftest(
+        out_dir=tmp_path / "out",
+        options=SelftestOptions(root=str(board.root), only=("env",)),
+    )
+    (row,) = report.rows
+    assert row.status == FAIL
+    assert row.reason == "the fingerprint could not read l4t, jetpack on this Jetson"
+    assert row.evidence["fingerprint"]["module_part"] == "p3767-0000"
