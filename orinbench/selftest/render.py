@@ -43,8 +43,12 @@ def format_text(report: SelftestReport) -> str:
 
 def _value(v: Any) -> str:
     if isinstance(v, (dict, list)):
-        text = json.dumps(v, indent=1, sort_keys=True)
-        return f"<pre>{_e(text)}</pre>" if len(text) > 80 else f"<code>{_e(text)}</code>"
+        text = json.dumps(v, sort_keys=True)
+        if len(text) <= 100:
+            return f"<code>{_e(text)}</code>"
+        return f"<pre>{_e(json.dumps(v, indent=1, sort_keys=True))}</pre>"
+    if isinstance(v, float):
+        return _e(f"{v:.6g}")  # the page is for reading; selftest.json keeps every digit
     return _e(v)
 
 
