@@ -294,6 +294,9 @@ def test_an_ignored_calibration_cache_fails_its_row_only(
     assert cache.status == FAIL
     assert "CalibrationError" in cache.reason and "ignored" in cache.reason
     assert "Traceback" in cache.evidence["traceback"]
+    # the failed build's TensorRT log comes with the row: the tensors it found no scale for
+    assert "Missing scale and zero-point for tensor" in cache.evidence["log_tail"]
+    assert Path(cache.evidence["log"]).is_file()
     assert exit_code(report) == 1
 
 

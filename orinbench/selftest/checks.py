@@ -18,6 +18,7 @@ import platform
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__, _lazy
-from ..errors import DependencyMissingError, PowerSourceError
+from ..errors import DependencyMissingError, OrinbenchError, PowerSourceError
 from .context import Context
 from .rows import CheckFailed, Skip
 
@@ -273,11 +274,28 @@ def _log_tail(path: Path | None, lines: int = 25) -> str:
 
 def _build(ctx: Context, name: str, **options: Any) -> tuple[Any, dict[str, Any]]:
     from ..backends.tensorrt import BuildOptions, build_engine
+    from ..backends.tensorrt.sidecar import log_path
 
     _tensorrt()
     opts = BuildOptions(timing_cache=ctx.workdir / "engines" / "timing.cache", **options)
-    # force: a self-test re-run into the same folder must build again, not find it up to date
-    report = build_engine(_require_model(ctx), _engine_path(ctx, name), opts, force=True)
+    engine = _engine_path(ctx, name)
+    try:
+        # force: a self-test re-run into the same folder must build again, not find it up to date
+        report = build_engine(_require_model(ctx), engine, opts, force=True)
+    except DependencyMissingError:
+        raise  # a skip, not a failure (run.py)
+    except OrinbenchError as exc:
+        # the build log TensorRT wrote (also for a failed build) is what a bug report needs
+        raise CheckFailed(
+            f"{type(exc).__name__}: {exc}",
+            fix=exc.fix or "",
+            evidence={
+                "lines": list(getattr(exc, "lines", ())),
+                "log": str(log_path(engine)),
+                "log_tail": _log_tail(log_path(engine), 60),
+                "traceback": traceback.format_exc(),
+            },
+        ) from exc
     ctx.engines[name] = report.engine_path
     side = report.sidecar
     layers = side.get("layers") or {}
