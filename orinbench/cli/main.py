@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report_cmd",
     "history_cmd",
     "system_cmd",
+    "selftest_cmd",
     "calibrate_cmd",
     "calib_cmd",
     "quantize_cmd",
