@@ -50,8 +50,9 @@ def test_gpu_variants_are_built_reused_and_described(
     assert rows["fp32"].reformat_layers == 0
     assert rows["fp16"].layers_precision["FP16"] > 80  # type: ignore[index]
     assert rows["fp16"].reformat_layers == 2  # FP32 input in, FP32 output out
-    # the double's INT8 engine: its 31 convolutions in INT8 (the first layer is a Reshape)
-    assert rows["int8"].layers_precision["INT8"] == 31  # type: ignore[index]
+    # the double's INT8 engine: 29 of its 31 convolutions in INT8; the two that read or write a
+    # Reshape/Softmax output stay out, as TensorRT writes no scale for those tensors
+    assert rows["int8"].layers_precision["INT8"] == 29  # type: ignore[index]
     assert (work / "bev.int8.engine.calib").is_file()  # the cache TensorRT computed, kept
     # the double runs engines in FP32 through ONNX Runtime: no accuracy loss
     assert all(r.accuracy_loss_pct == pytest.approx(0.0, abs=1e-6) for r in rows.values())

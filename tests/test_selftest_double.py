@@ -192,10 +192,13 @@ def test_every_row_runs_and_passes_against_the_double(
     from orinbench.model.load import load_model
 
     model = load_model(ev["zoo.sample"]["path"])
-    not_on_dla = {n.name for n in model.graph.node if n.op_type not in _trt_double_ext.DLA_OPS}
+    not_on_dla = {n.name for n in model.graph.node if n.op_type not in trt_env.trt._core.DLA_OPS}
+    assert ev["trt.dla.fp16"]["fallback_layers"] == len(not_on_dla) > 0
+    assert set(ev["trt.dla.fp16"]["fallback"]) <= not_on_dla
+    # INT8 alone: a layer that reads or writes a tensor without a calibration scale runs in FP32,
+    # which the DLA cannot, so more layers fall back than in the FP16 build
+    assert ev["trt.dla.int8"]["fallback_layers"] > ev["trt.dla.fp16"]["fallback_layers"]
     for name in ("trt.dla.fp16", "trt.dla.int8"):
-        assert ev[name]["fallback_layers"] == len(not_on_dla) > 0
-        assert set(ev[name]["fallback"]) <= not_on_dla
         assert ev[name]["dla_layers"] >= 1
     for engine in ("fp32", "fp16", "int8", "dla-fp16", "dla-int8"):
         plain, graph = ev[f"trt.bench.{engine}"], ev[f"trt.bench.{engine}.graph"]

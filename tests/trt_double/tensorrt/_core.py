@@ -1146,6 +1146,9 @@ class _Build:
         ]
         for name in names + scaled:
             lines.append(f"{name}: 3c010a14")
+        # The calibrating build quantizes with exactly the scales it writes, so an engine rebuilt
+        # from this cache has the same INT8 layers as the calibrated one.
+        self.scales = set(names + scaled)
         calibrator.write_calibration_cache(IHostMemory(("\n".join(lines) + "\n").encode()))
         return True
 
