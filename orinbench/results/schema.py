@@ -217,7 +217,11 @@ class Result:
             environment=Environment.from_dict(d["environment"]),
             model=ModelRef.from_dict(d["model"]),
             config=RunConfig.from_dict(d["config"]),
-            samples={k: tuple(float(x) for x in v) for k, v in (d.get("samples") or {}).items()},
+            # a sample stored as null (a non-finite value, see save_result) reads back as NaN
+            samples={
+                k: tuple(math.nan if x is None else float(x) for x in v)
+                for k, v in (d.get("samples") or {}).items()
+            },
             stats={k: dict(v) for k, v in (d.get("stats") or {}).items()},
             throughput=dict(d.get("throughput") or {}),
             stop_reason=str(q.get("stop_reason", "")),

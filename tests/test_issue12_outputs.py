@@ -1,0 +1,174 @@
+"""Issue 12, the output side: what orinbench writes, where, and with which guarantees.
+
+Every test builds its own model or file (an opset-11 conv model, weights inside If branches,
+dynamic H/W, a NaN result ...) and checks behaviour that failed before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from _gate_results import make_result
+from onnx import TensorProto, helper, numpy_helper
+
+from orinbench._io import (
+    DEAD_WRITER_AGE_S,
+    STALE_TEMP_AGE_S,
+    atomic_write_text,
+    check_output_path,
+    sweep_stale_temp_files,
+)
+from orinbench.errors import UsageError
+from orinbench.results.io import load_result, save_result
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+# ------------------------------------------------------------------------------------------
+# item 12 (part): file mode follows the umask; stale temporary files are swept
+
+
+def test_new_output_file_gets_the_umask_mode_not_0600(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "r.json", "{}")
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644
+        os.umask(0o002)
+        q = atomic_write_text(tmp_path / "q.json", "{}")
+        assert stat.S_IMODE(q.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
+
+
+def test_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
+    p = tmp_path / "r.json"
+    p.write_text("old")
+    p.chmod(0o640)
+    atomic_write_text(p, "new")
+    assert p.read_text() == "new" and stat.S_IMODE(p.stat().st_mode) == 0o640
+
+
+def _dead_pid() -> int:
+    pid = 2**22 - 7  # above the default pid_max range of most systems; checked below
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except OSError:
+            pass
+        pid -= 1
+
+
+def test_stale_temp_files_are_swept_on_the_next_write(tmp_path: Path) -> None:
+    now = time.time()
+    dead = _dead_pid()
+    # left by a writer killed with -9 a few minutes ago
+    dead_old = tmp_path / f".a.json.ob{dead}.abcd1234.tmp"
+    # very old, its pid now alive (reused): stale by age
+    ancient = tmp_path / f".b.json.ob{os.getppid()}.efgh5678.tmp"
+    # a live writer (our parent, alive) that started seconds ago: never touched
+    live = tmp_path / f".c.json.ob{os.getppid()}.ijkl9012.tmp"
+    # a dead writer's file, but only seconds old (another pid namespace mid-rename): kept
+    fresh_dead = tmp_path / f".d.json.ob{dead}.mnop3456.tmp"
+    # not orinbench's pattern at all: kept however old
+    foreign = tmp_path / ".e.json.xyz.tmp"
+    # the pid-less pattern of older orinbench versions, for the target being written: swept by age
+    legacy = tmp_path / ".r.json.qrst7890.tmp"
+    for f in (dead_old, ancient, live, fresh_dead, foreign, legacy):
+        f.write_text("partial")
+    os.utime(dead_old, (now - DEAD_WRITER_AGE_S - 60, now - DEAD_WRITER_AGE_S - 60))
+    for f in (ancient, foreign, legacy):
+        os.utime(f, (now - STALE_TEMP_AGE_S - 60, now - STALE_TEMP_AGE_S - 60))
+    atomic_write_text(tmp_path / "r.json", "{}")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["r.json", live.name, fresh_dead.name, foreign.name])
+
+
+def test_sweep_keeps_a_live_writers_file_however_old(tmp_path: Path) -> None:
+    live = tmp_path / f".x.ob{os.getpid()}.abcd1234.tmp"
+    live.write_text("mine")
+    # age alone makes it stale after STALE_TEMP_AGE_S (a pid can be reused); below that, a live
+    # pid keeps it
+    assert sweep_stale_temp_files(tmp_path, now=time.time() + STALE_TEMP_AGE_S - 5) == []
+    assert live.exists()
+
+
+def test_temp_file_name_carries_the_writer_pid(tmp_path: Path) -> None:
+    from orinbench._io import atomic_open
+
+    with atomic_open(tmp_path / "e.bin") as fh:
+        fh.write(b"x")
+        names = [p.name for p in tmp_path.iterdir()]
+        assert len(names) == 1 and names[0].startswith(f".e.bin.ob{os.getpid()}.")
+    assert [p.name for p in tmp_path.iterdir()] == ["e.bin"]
+
+
+# ------------------------------------------------------------------------------------------
+# item 8 (NaN part): non-finite numbers in results
+
+
+def _nan_result_file(tmp_path: Path, *, nan_sample: bool = True) -> Path:
+    """A result as an older orinbench (or a hand edit) wrote it: bare NaN tokens in it."""
+    r = make_result(n=50)
+    d = r.to_dict()
+    d["stats"]["latency"]["cv"] = float("nan")
+    d["throughput"]["fps"] = float("inf")
+    if nan_sample:
+        d["samples"]["latency"][3] = float("nan")
+    path = tmp_path / "nan.json"
+    path.write_text(json.dumps(d, allow_nan=True))
+    assert "NaN" in path.read_text()
+    return path
+
+
+def test_baseline_record_of_a_nan_result_stores_null(run_cli: Run, tmp_path: Path) -> None:
+    src = _nan_result_file(tmp_path)
+    code, out, err = run_cli("baseline", "record", str(src), "--to", str(tmp_path / "bl"))
+    assert code == 0, err
+    stored = Path(out.split("baseline recorded: ", 1)[1].strip())
+    text = stored.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    d = json.loads(text)  # strict JSON now
+    assert d["stats"]["latency"]["cv"] is None and d["throughput"]["fps"] is None
+    back = load_result(stored)
+    assert math.isnan(back.samples["latency"][3])
+    assert "throughput.fps" not in back.metrics()
+
+
+def test_gate_history_append_of_a_nan_result(run_cli: Run, tmp_path: Path) -> None:
+    src = _nan_result_file(tmp_path, nan_sample=False)
+    targets = tmp_path / "t.toml"
+    targets.write_text('[targets]\n"latency.p99_ms" = "< 1000"\n')
+    db = tmp_path / "h.db"
+    code, _, err = run_cli("gate", str(src), "--targets", str(targets), "--history", str(db))
+    assert code == 0, err
+    from orinbench.history.store import HistoryStore
+
+    with HistoryStore(db) as store:
+        rows = store.query()
+    assert len(rows) == 1 and rows[0].summary["throughput"]["fps"] is None
+
+
+def test_gate_refuses_nan_latency_samples_in_one_line(run_cli: Run, tmp_path: Path) -> None:
+    src = _nan_result_file(tmp_path)
+    targets = tmp_path / "t.toml"
+    targets.write_text('[targets]\n"latency.p99_ms" = "< 1000"\n')
+    code, out, err = run_cli("gate", str(src), "--targets", str(targets), "--no-history")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "NaN" in err
+
+
+def test_save_result_never_writes_nan(tmp_path: Path) -> None:
+    r = make_result(n=20)
+    r = r.with_(throughput={**r.throughput, "fps": float("nan")})
+    text = save_result(r, tmp_path / "x.json").read_text()
+    assert json.loads(text)["throughput"]["fps"] is None
