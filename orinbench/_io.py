@@ -225,20 +225,19 @@ def check_output_path(
             continue
         if _same_file(p, Path(src)):
             raise UsageError(
-                f"{flag} {p} is one of the command's inputs ({src})",
-                why="writing it would replace the input",
+                f"refusing to write {flag} {p}",
+                why=f"it is one of the command's inputs ({src}) and would be replaced",
                 fix=f"give {flag} a different path",
             )
+    what = f"cannot write {flag} {p}"
     if p.exists() or p.is_symlink():
         if folder:
             if not p.is_dir():
-                raise UsageError(
-                    f"{flag} {p} is not a folder", fix=f"give {flag} a folder (or a new name)"
-                )
+                raise UsageError(what, why="it is not a folder", fix=f"give {flag} a folder")
         elif p.is_dir():
-            raise UsageError(f"{flag} {p} is a folder", fix=f"give {flag} a file name")
+            raise UsageError(what, why="it is a folder", fix=f"give {flag} a file name")
         elif not p.is_file() and not p.is_symlink():
-            raise UsageError(f"{flag} {p} is not a regular file", fix=f"give {flag} a file name")
+            raise UsageError(what, why="it is not a regular file", fix=f"give {flag} a file name")
     probe = _resolved(p) if folder and p.is_dir() else _resolved(p).parent
     while not probe.exists():
         if probe.parent == probe:
@@ -246,13 +245,13 @@ def check_output_path(
         probe = probe.parent
     if not probe.is_dir():
         raise UsageError(
-            f"cannot write {flag} {p}",
+            what,
             why=f"{probe} is a file, not a folder",
             fix=f"give {flag} a path in a folder",
         )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(
-            f"cannot write {flag} {p}",
+            what,
             why=f"the folder {probe} is not writable",
             fix=f"give {flag} a path in a writable folder",
         )

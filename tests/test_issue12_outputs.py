@@ -14,11 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
 from _gate_results import make_result
-from onnx import TensorProto, helper, numpy_helper
 
 from orinbench._io import (
     DEAD_WRITER_AGE_S,
@@ -163,7 +160,7 @@ def test_gate_refuses_nan_latency_samples_in_one_line(run_cli: Run, tmp_path: Pa
     src = _nan_result_file(tmp_path)
     targets = tmp_path / "t.toml"
     targets.write_text('[targets]\n"latency.p99_ms" = "< 1000"\n')
-    code, out, err = run_cli("gate", str(src), "--targets", str(targets), "--no-history")
+    code, _, err = run_cli("gate", str(src), "--targets", str(targets), "--no-history")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "NaN" in err
 
 
@@ -172,3 +169,110 @@ def test_save_result_never_writes_nan(tmp_path: Path) -> None:
     r = r.with_(throughput={**r.throughput, "fps": float("nan")})
     text = save_result(r, tmp_path / "x.json").read_text()
     assert json.loads(text)["throughput"]["fps"] is None
+
+
+# ------------------------------------------------------------------------------------------
+# items 5 and 6: an output that is an input is refused; outputs are checked before the work
+
+
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_quantize_out_onto_its_own_model_is_refused(
+    run_cli: Run, conv_model: Path, tmp_path: Path
+) -> None:
+    before = conv_model.read_bytes()
+    code, _, err = run_cli(
+        "quantize", str(conv_model), "--data", str(tmp_path), "--out", str(conv_model)
+    )
+    assert code == 2 and "input" in _one_line(err)
+    assert conv_model.read_bytes() == before
+
+
+def test_bench_out_onto_its_model_is_refused(run_cli: Run, conv_model: Path) -> None:
+    before = conv_model.read_bytes()
+    code, _, err = run_cli("bench", str(conv_model), "--iterations", "5", "--out", str(conv_model))
+    assert code == 2 and "input" in _one_line(err)
+    assert conv_model.read_bytes() == before
+
+
+def test_an_input_reached_through_a_link_is_refused(
+    run_cli: Run, conv_model: Path, tmp_path: Path
+) -> None:
+    hard = tmp_path / "hard.onnx"
+    os.link(conv_model, hard)
+    soft = tmp_path / "soft.onnx"
+    soft.symlink_to(conv_model)
+    dotted = tmp_path / "sub" / ".." / conv_model.name
+    (tmp_path / "sub").mkdir()
+    before = conv_model.read_bytes()
+    for out in (hard, soft, dotted):
+        code, _, err = run_cli("bench", str(conv_model), "--iterations", "5", "--out", str(out))
+        assert code == 2 and "input" in _one_line(err), out
+    assert conv_model.read_bytes() == before
+
+
+def test_report_html_onto_a_result_is_refused(run_cli: Run, tmp_path: Path) -> None:
+    res = tmp_path / "r.json"
+    save_result(make_result(n=50), res)
+    before = res.read_bytes()
+    code, _, err = run_cli("report", str(res), "--html", str(res))
+    assert code == 2 and "input" in _one_line(err)
+    assert res.read_bytes() == before
+
+
+@pytest.mark.parametrize("case", ["folder", "parent-is-a-file", "same-as-engine-out"])
+def test_bad_out_is_refused_before_the_benchmark(
+    run_cli: Run, conv_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    import orinbench.cli.bench as bench_cli
+
+    def no_work(*a: object, **k: object) -> None:
+        raise AssertionError("the benchmark ran before the output path was checked")
+
+    monkeypatch.setattr(bench_cli, "bench_model", no_work)
+    extra: list[str] = []
+    if case == "folder":
+        out = tmp_path / "a-folder"
+        out.mkdir()
+    elif case == "parent-is-a-file":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "r.json"
+    else:
+        out = tmp_path / "same"
+        extra = ["--engine-out", str(out)]
+    code, _, err = run_cli("bench", str(conv_model), "--out", str(out), *extra)
+    line = _one_line(err)
+    assert code == 2 and ("cannot write" in line or "same file" in line)
+
+
+def test_unwritable_out_folder_is_refused_before_quantizing(
+    run_cli: Run, conv_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() == 0:
+        # root may write into a 0500 folder; a read-only mount refuses even root
+        ro = Path("/proc/sys/orinbench-test")
+        if os.access("/proc/sys", os.W_OK):
+            pytest.skip("root, and no read-only folder to try")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+    import orinbench.precision.qdq as qdq
+
+    monkeypatch.setattr(qdq, "run_quantize", lambda *a, **k: pytest.fail("quantized first"))
+    code, _, err = run_cli(
+        "quantize", str(conv_model), "--data", str(tmp_path), "--out", str(ro / "m.qdq.onnx")
+    )
+    assert code == 2 and "cannot write" in _one_line(err)
+
+
+def test_check_output_path_accepts_a_new_file_in_a_new_folder(tmp_path: Path) -> None:
+    p = check_output_path(tmp_path / "new" / "deeper" / "r.json", inputs=[tmp_path / "m.onnx"])
+    assert p.name == "r.json" and not (tmp_path / "new").exists()  # checking creates nothing
+    with pytest.raises(UsageError, match="not a folder"):
+        (tmp_path / "f").write_text("x")
+        check_output_path(tmp_path / "f", folder=True, flag="--to")

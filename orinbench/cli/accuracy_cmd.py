@@ -9,6 +9,7 @@ from pathlib import Path
 from ..accuracy.compare import LOSS_METRICS, WORST
 from ..accuracy.metrics import DEFAULT_TOPK
 from ..errors import ExitCode
+from ._outputs import check_outputs
 from ._progress import Progress
 from .calibrate_cmd import add_data_args, data_source
 
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from ..accuracy.compare import accuracy_result, evaluate_accuracy
     from ..results.io import save_result
 
+    check_outputs(args, ("out",))
     progress = Progress("accuracy", enabled=not (args.quiet or args.json))
     report = evaluate_accuracy(
         args.candidate,

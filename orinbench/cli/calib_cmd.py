@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ExitCode, UsageError
+from ._outputs import check_outputs
 from .calibrate_cmd import add_data_args, data_source
 
 if TYPE_CHECKING:
@@ -305,6 +306,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from ..calib.specs import model_io_specs
     from ..calib.synthetic import write_synthetic_dataset
 
+    check_outputs(args, (), folders=("out",))
     if args.out.exists() and any(args.out.glob("*.npz")) and not args.force:
         raise UsageError(
             f"{args.out} already holds .npz samples",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..calib.trt_calibrator import CALIBRATOR_CLASSES
 from ..errors import UsageError
+from ._outputs import check_outputs
 from ._progress import Progress
 
 
@@ -89,6 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..calib.calibrate import calibrate
 
+    check_outputs(args, ("out",))
     progress = Progress("calibrate", enabled=not args.json)
     try:
         result = calibrate(

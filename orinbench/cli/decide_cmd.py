@@ -11,6 +11,7 @@ from typing import Any
 from ..bench.run import BACKENDS
 from ..errors import UsageError
 from ._common import Telemetry, add_measure_args, add_output_args, protocol_from_args
+from ._outputs import check_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from ..decide.table import format_table
     from ..gate.targets import load_targets
 
+    check_outputs(args, ("out", "calib_cache", "history"), folders=("workdir",))
     check_repeat(args.repeat)
     if args.max_samples is not None and args.max_samples < 1:
         raise UsageError("--max-samples must be >= 1", fix="e.g. --max-samples 16")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..precision.qdq import DEFAULT_OP_TYPES, DEFAULT_PERCENTILE, METHODS
+from ._outputs import check_outputs
 from ._progress import Progress
 from .calibrate_cmd import add_data_args, data_source
 
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model.load import load_model
     from ..precision.qdq import run_quantize, split_excludes
 
+    check_outputs(args, ("out",))
     excludes = split_excludes(load_model(args.model, load_external_data=False), args.exclude)
     op_types = op_types_arg(args.op_types)
     progress = Progress("calibrate", enabled=not args.json)
