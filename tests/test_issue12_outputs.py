@@ -14,8 +14,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
 from _gate_results import make_result
+from onnx import TensorProto, helper, numpy_helper
 
 from orinbench._io import (
     DEAD_WRITER_AGE_S,
@@ -276,3 +279,221 @@ def test_check_output_path_accepts_a_new_file_in_a_new_folder(tmp_path: Path) ->
     with pytest.raises(UsageError, match="not a folder"):
         (tmp_path / "f").write_text("x")
         check_output_path(tmp_path / "f", folder=True, flag="--to")
+
+
+# ------------------------------------------------------------------------------------------
+# item 1: quantize on opset < 13; every written model is checked before success
+
+
+def _old_opset_conv(tmp_path: Path, opset: int) -> Path:
+    from conftest import make_conv_model
+
+    m = make_conv_model(channels=4, size=16)
+    m.opset_import[0].version = opset
+    m.ir_version = 6
+    onnx.checker.check_model(m)
+    path = tmp_path / f"conv{opset}.onnx"
+    onnx.save(m, path)
+    return path
+
+
+def _calib_data(tmp_path: Path, shape: tuple[int, ...] = (1, 3, 16, 16)) -> Path:
+    from orinbench.calib.dataset import write_sample
+
+    folder = tmp_path / "data"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        write_sample(folder / f"{i}.npz", {"x": rng.standard_normal(shape).astype(np.float32)})
+    return folder
+
+
+def _loads_in_ort(path: Path) -> None:
+    import onnxruntime as ort
+
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("opset", [11, 12])
+def test_quantize_old_opset_writes_a_model_that_loads(
+    run_cli: Run, tmp_path: Path, opset: int
+) -> None:
+    model = _old_opset_conv(tmp_path, opset)
+    before = model.read_bytes()
+    out = tmp_path / "q.onnx"
+    code, stdout, err = run_cli(
+        "quantize", str(model), "--data", str(_calib_data(tmp_path)), "--out", str(out)
+    )
+    assert code == 0, err
+    q = onnx.load(out)
+    onnx.checker.check_model(q)
+    _loads_in_ort(out)  # failed with INVALID_GRAPH ('axis' on QuantizeLinear at opset 11/12)
+    assert any(o.version >= 13 for o in q.opset_import if o.domain in ("", "ai.onnx"))
+    axes = [a.i for n in q.graph.node if n.op_type == "DequantizeLinear" for a in n.attribute]
+    assert axes == [0]  # still per-channel
+    assert f"from opset {opset} to 13" in stdout
+    assert model.read_bytes() == before  # the user's model is not upgraded in place
+
+
+def test_quantize_falls_back_to_per_tensor_when_the_upgrade_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onnx import version_converter
+
+    from orinbench.precision.qdq import run_quantize
+
+    def refuse(*a: object, **k: object) -> None:
+        raise RuntimeError("no adapter for op X")
+
+    monkeypatch.setattr(version_converter, "convert_version", refuse)
+    model = _old_opset_conv(tmp_path, 11)
+    out = tmp_path / "q.onnx"
+    run = run_quantize(model, data=_calib_data(tmp_path), out_path=out)
+    _loads_in_ort(out)
+    assert any("per-tensor" in n and "no adapter" in n for n in run.notes)
+    assert all(
+        not n.attribute for n in onnx.load(out).graph.node if n.op_type == "DequantizeLinear"
+    )
+
+
+def test_a_written_model_that_fails_the_check_is_not_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old behaviour forced back: no upgrade, per-channel on opset 11 -> refused, no file."""
+    import orinbench.precision.qdq as qdq
+    from orinbench.errors import ModelError
+
+    monkeypatch.setattr(qdq, "upgrade_for_qdq", lambda m, *, per_channel, source: (m, True, None))
+    model = _old_opset_conv(tmp_path, 11)
+    out = tmp_path / "q.onnx"
+    with pytest.raises(ModelError, match="nothing was written") as info:
+        qdq.quantize_qdq(model, data=_calib_data(tmp_path), out_path=out)
+    assert "axis" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv11.onnx", "data"]
+
+
+def test_fp16_output_is_checked_before_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orinbench.precision.fp16 as fp16
+    from orinbench.errors import ModelError
+
+    model = _old_opset_conv(tmp_path, 11)
+    ok = fp16.convert_to_fp16(model, tmp_path / "ok.onnx")
+    _loads_in_ort(ok)
+
+    def broken(m: onnx.ModelProto, **k: object) -> onnx.ModelProto:
+        bad = onnx.ModelProto.FromString(m.SerializeToString())
+        bad.graph.node[0].input[1] = "no_such_weight"
+        return bad
+
+    monkeypatch.setattr(fp16, "convert_model_to_fp16", broken)
+    with pytest.raises(ModelError, match="nothing was written"):
+        fp16.convert_to_fp16(model, tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# item 10: success claimed for nothing
+
+
+def _if_model(tmp_path: Path, *, then_ch: int = 8, else_ch: int = 4) -> Path:
+    """x -> If(mean(x) > 0) with a Conv and its weights inside each branch; none outside."""
+
+    def branch(name: str, seed: int, ch: int) -> onnx.GraphProto:
+        r = np.random.default_rng(seed)
+        w = numpy_helper.from_array(
+            r.standard_normal((ch, 3, 3, 3)).astype(np.float32), f"w_{name}"
+        )
+        n = helper.make_node(
+            "Conv", ["x", f"w_{name}"], [f"y_{name}"], pads=[1, 1, 1, 1], name=f"conv_{name}"
+        )
+        out = helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, None)
+        return helper.make_graph([n], name, [], [out], initializer=[w])
+
+    zero = numpy_helper.from_array(np.array(0.0, np.float32), "zero")
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], keepdims=0, name="mean"),
+        helper.make_node("Greater", ["m", "zero"], ["cond"], name="gt"),
+        helper.make_node(
+            "If",
+            ["cond"],
+            ["y"],
+            then_branch=branch("then", 1, then_ch),
+            else_branch=branch("else", 2, else_ch),
+            name="select",
+        ),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "ifm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "C", 16, 16])],
+        initializer=[zero],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    path = tmp_path / "ifm.onnx"
+    onnx.save(m, path)
+    return path
+
+
+def test_quantize_with_all_weights_in_if_branches_is_refused(
+    run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _if_model(tmp_path)
+    data = _calib_data(tmp_path)
+    out = tmp_path / "q.onnx"
+    import orinbench.precision.qdq as qdq
+
+    monkeypatch.setattr(qdq, "calibrate_ranges", lambda *a, **k: pytest.fail("calibrated first"))
+    code, _, err = run_cli("quantize", str(model), "--data", str(data), "--out", str(out))
+    line = _one_line(err)
+    assert code == 2 and "nothing" in line and "subgraphs" in line and "--allow-empty" in line
+    assert not out.exists()
+    monkeypatch.undo()
+    code, stdout, err = run_cli(
+        "quantize", str(model), "--data", str(data), "--out", str(out), "--allow-empty"
+    )
+    assert code == 0, err
+    assert "nothing was quantized" in stdout and "2 Conv" in stdout
+    _loads_in_ort(out)
+
+
+def test_inspect_counts_weights_inside_if_branches(run_cli: Run, tmp_path: Path) -> None:
+    from orinbench.model.inspect import inspect_model
+
+    model = _if_model(tmp_path, then_ch=8, else_ch=4)
+    info = inspect_model(model)
+    # the zero scalar + the larger branch (8x3x3x3); the 4x3x3x3 branch is listed, not summed
+    assert info.param_count == 1 + 8 * 27
+    assert info.weight_count == 1 + 8 * 27
+    by_branch = {b.branch: (b.weight_count, b.counted) for b in info.branches}
+    assert by_branch == {"then_branch": (216, True), "else_branch": (108, False)}
+    code, out, _ = run_cli("inspect", str(model))
+    assert code == 0 and "largest branch" in out and "217" in out
+
+
+def _dynamic_hw_model(tmp_path: Path) -> Path:
+    from conftest import make_conv_model
+
+    m = make_conv_model(dynamic_batch=True)
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "H", "W"
+    path = tmp_path / "dyn.onnx"
+    onnx.save(m, path)
+    return path
+
+
+def test_inspect_of_a_dynamic_model_says_flops_unknown(run_cli: Run, tmp_path: Path) -> None:
+    model = _dynamic_hw_model(tmp_path)
+    code, out, _ = run_cli("inspect", str(model))
+    flops = next(ln for ln in out.splitlines() if ln.startswith("FLOPs"))
+    assert code == 0 and "unknown (needs --shape" in flops
+    assert not any(ch.isdigit() for ch in flops.split("(")[0])  # no number in the headline
+    code, out, _ = run_cli("inspect", str(model), "--shape", "x:1x3x16x16", "--json")
+    d = json.loads(out)
+    assert d["flops_known"] is True and d["flops"]["total"] > 0
+    code, out, _ = run_cli("inspect", str(model), "--json")
+    assert json.loads(out)["flops_known"] is False

@@ -63,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="T1,T2",
         help=f"op types whose inputs are quantized (default {','.join(DEFAULT_OP_TYPES)})",
     )
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write the model even when nothing in it was quantized (default: exit 2)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
 
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             per_channel=not args.per_tensor,
             exclude_nodes=excludes.nodes,
             exclude_op_types=excludes.op_types,
+            allow_empty=args.allow_empty,
             on_progress=lambda done, frac: progress.step(frac, f"{done} samples"),
         )
     finally:
@@ -114,6 +120,15 @@ def run(args: argparse.Namespace) -> int:
         f"{'/'.join(op_types)} nodes in INT8; {s.quantize_nodes} QuantizeLinear, "
         f"{s.dequantize_nodes} DequantizeLinear"
     )
+    if s.in_subgraphs:
+        print(
+            f"subgraphs {s.in_subgraphs} {'/'.join(op_types)} node(s) inside If/Loop/Scan "
+            "bodies were not quantized (ONNX Runtime's quantizer does not reach them)"
+        )
+    if s.quantize_nodes == 0:
+        print("empty     nothing was quantized (--allow-empty): the model is still float")
+    for note in result.notes:
+        print(f"note      {note}")
     if s.float_nodes:
         shown = ", ".join(s.float_nodes[:8]) + (", ..." if len(s.float_nodes) > 8 else "")
         print(f"float     {shown}")

@@ -29,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .._io import atomic_write_bytes
 from ..errors import ModelError
-from ..model.load import load_model
+from ..model.load import load_model, verify_written_model
 
 F32 = TensorProto.FLOAT
 F16 = TensorProto.FLOAT16
@@ -305,10 +305,17 @@ def convert_to_fp16(
 ) -> Path:
     """Write an FP16 copy of the ONNX model ``src_path`` to ``dst_path`` (atomically).
 
-    See the module docstring for which nodes become FP16. Returns ``dst_path``.
+    See the module docstring for which nodes become FP16. The copy is checked (ONNX checker,
+    ONNX Runtime load: :func:`~orinbench.model.load.verify_written_model`) before it is written;
+    one that fails raises :class:`ModelError` and nothing is written. Returns ``dst_path``.
     """
     model = load_model(src_path)
     converted = convert_model_to_fp16(
         model, keep_io_fp32=keep_io_fp32, keep_ops=keep_ops, keep_nodes=keep_nodes
+    )
+    verify_written_model(
+        converted,
+        what=f"the FP16 model of {src_path}",
+        fix="keep the op the message names in FP32 (keep_ops / keep_nodes) and report this",
     )
     return atomic_write_bytes(dst_path, converted.SerializeToString())
