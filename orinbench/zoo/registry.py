@@ -20,9 +20,9 @@ from typing import Any
 import onnx
 
 from .._io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
-from ..model.load import verify_written_model
 from ..errors import InternalError, UsageError
 from ..model.inspect import tensor_spec
+from ..model.load import verify_written_model
 from ..results.schema import TensorSpec
 
 SIZES = ("tiny", "full")
