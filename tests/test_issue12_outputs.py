@@ -29,6 +29,7 @@ from orinbench._io import (
 )
 from orinbench.errors import UsageError
 from orinbench.results.io import load_result, save_result
+from orinbench.results.schema import Result
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -497,3 +498,142 @@ def test_inspect_of_a_dynamic_model_says_flops_unknown(run_cli: Run, tmp_path: P
     assert d["flops_known"] is True and d["flops"]["total"] > 0
     code, out, _ = run_cli("inspect", str(model), "--json")
     assert json.loads(out)["flops_known"] is False
+
+
+# ------------------------------------------------------------------------------------------
+# item 4: input shapes, batch, ONNX Runtime threads and providers are comparability keys
+
+
+def _run(
+    *,
+    size: int = 320,
+    batch: int = 1,
+    threads: int | None = 2,
+    providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    median_ms: float = 20.0,
+    seed: int = 0,
+    known_runtime: bool = True,
+) -> Result:
+    from dataclasses import replace
+
+    r = make_result(n=400, backend="onnxruntime", precision="fp32", median_ms=median_ms, seed=seed)
+    runtime = {"providers": list(providers), "intra_op_threads": threads} if known_runtime else None
+    return r.with_(config=replace(r.config, shapes={"x": (batch, 3, size, size)}, runtime=runtime))
+
+
+def _gate(
+    run_cli: Run, tmp_path: Path, result: Result, baseline: Result, *flags: str
+) -> tuple[int, str, str]:
+    save_result(result, tmp_path / "r.json")
+    save_result(baseline, tmp_path / "b.json")
+    return run_cli(
+        "gate",
+        str(tmp_path / "r.json"),
+        "--baseline",
+        str(tmp_path / "b.json"),
+        "--no-history",
+        *flags,
+    )
+
+
+def test_gate_refuses_a_baseline_of_other_input_shapes(run_cli: Run, tmp_path: Path) -> None:
+    # 160x160 is faster: before the fix this was "improved" against the 320x320 baseline
+    small, big = _run(size=160, median_ms=13.0), _run(size=320, median_ms=20.0, seed=1)
+    code, out, err = _gate(run_cli, tmp_path, small, big)
+    line = _one_line(err)
+    assert code == 3, out + err
+    assert "input shapes: result x:1x3x160x160 vs baseline x:1x3x320x320" in line
+    # a different workload is not a setup difference: no flag compares it anyway
+    code, _, err = _gate(run_cli, tmp_path, small, big, "--allow-env-mismatch")
+    assert code == 3 and "input shapes" in err
+
+
+def test_gate_refuses_another_batch(run_cli: Run, tmp_path: Path) -> None:
+    code, _, err = _gate(run_cli, tmp_path, _run(batch=4), _run(batch=1, seed=1))
+    assert code == 3 and "x:4x3x320x320 vs baseline x:1x3x320x320" in _one_line(err)
+
+
+def test_gate_refuses_other_ort_threads_unless_allowed(run_cli: Run, tmp_path: Path) -> None:
+    code, _, err = _gate(run_cli, tmp_path, _run(threads=1), _run(threads=4, seed=1))
+    line = _one_line(err)
+    assert code == 3 and "intra-op threads: result 1 vs baseline 4" in line
+    code, out, err = _gate(
+        run_cli, tmp_path, _run(threads=1), _run(threads=4, seed=1), "--allow-env-mismatch"
+    )
+    assert code in (0, 1) and "threads" in out + err
+    code, _, err = _gate(
+        run_cli,
+        tmp_path,
+        _run(providers=("CUDAExecutionProvider", "CPUExecutionProvider")),
+        _run(seed=1),
+    )
+    assert code == 3 and "providers" in _one_line(err)
+
+
+def test_unknown_runtime_is_not_equal_to_a_known_one(run_cli: Run, tmp_path: Path) -> None:
+    """A v1 ONNX Runtime baseline (no threads/providers stored) against a v2 result."""
+    old = json.loads(json.dumps(_run(seed=1).to_dict()))
+    old["schema_version"] = 1
+    del old["config"]["runtime"]
+    (tmp_path / "b1.json").write_text(json.dumps(old))
+    baseline = load_result(tmp_path / "b1.json")
+    assert baseline.config.runtime is None
+    code, _, err = _gate(run_cli, tmp_path, _run(), baseline)
+    assert code == 3 and "unknown" in _one_line(err)
+    # two results that both do not know it: nothing tells them apart
+    code, _, err = _gate(run_cli, tmp_path, _run(known_runtime=False), baseline)
+    assert code in (0, 1), err
+
+
+def test_bench_records_shapes_threads_and_providers(run_cli: Run, conv_model: Path) -> None:
+    code, out, err = run_cli(
+        "bench", str(conv_model), "--iterations", "3", "--ort-threads", "1", "--json",
+        "--no-history", "--warmup", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    cfg = json.loads(out)["config"]
+    assert cfg["shapes"] == {"x": [1, 3, 16, 16]}
+    assert cfg["runtime"] == {"providers": ["CPUExecutionProvider"], "intra_op_threads": 1}
+
+
+def test_baseline_key_holds_the_shapes(run_cli: Run, tmp_path: Path) -> None:
+    from orinbench.gate.baseline import baseline_path, find_baseline, record_baseline
+
+    big, small = _run(size=320), _run(size=160, seed=1)
+    p_big = record_baseline(big, to_dir=tmp_path)
+    p_small = record_baseline(small, to_dir=tmp_path)  # no BaselineExistsError: another key
+    assert p_big != p_small and p_big.name == "bevfusion-tiny--1x3x320x320.json"
+    assert find_baseline(small, tmp_path) == p_small
+    assert baseline_path(_run(size=224), tmp_path).name.endswith("--1x3x224x224.json")
+
+
+def test_a_baseline_recorded_without_shapes_in_its_key_is_still_checked(
+    run_cli: Run, tmp_path: Path
+) -> None:
+    from orinbench.gate.baseline import baseline_path
+
+    big = _run(size=320)
+    legacy = baseline_path(big, tmp_path / "bl").with_name("bevfusion-tiny.json")
+    legacy.parent.mkdir(parents=True)
+    save_result(big, legacy)  # where an older orinbench kept it
+    save_result(_run(size=160, seed=1), tmp_path / "r.json")
+    code, out, err = run_cli(
+        "gate", str(tmp_path / "r.json"), "--baseline-dir", str(tmp_path / "bl"), "--no-history"
+    )
+    assert code == 3 and "input shapes" in err and str(legacy) in out
+
+
+def test_history_trend_keeps_shapes_apart(tmp_path: Path) -> None:
+    from orinbench.history.store import HistoryStore
+    from orinbench.history.trend import find_step_changes, group_series
+
+    with HistoryStore(tmp_path / "h.db") as store:
+        # 320x320 runs at 20 ms, then 160x160 runs at 9 ms: two flat series, no step
+        for i in range(6):
+            store.append(_run(size=320, seed=i, median_ms=20.0), command="bench")
+        for i in range(6):
+            store.append(_run(size=160, seed=10 + i, median_ms=9.0), command="bench")
+        rows = store.query()
+    groups = group_series(rows, "latency.p99_ms")
+    assert sorted(k.shapes for k in groups) == ["x:1x3x160x160", "x:1x3x320x320"]
+    assert find_step_changes(rows, "latency.p99_ms") == []
