@@ -637,3 +637,32 @@ def test_history_trend_keeps_shapes_apart(tmp_path: Path) -> None:
     groups = group_series(rows, "latency.p99_ms")
     assert sorted(k.shapes for k in groups) == ["x:1x3x160x160", "x:1x3x320x320"]
     assert find_step_changes(rows, "latency.p99_ms") == []
+
+
+# ------------------------------------------------------------------------------------------
+# item 13: the FP16 comparison found that an IR < 4 model (initializers listed as graph
+# inputs, as onnx-caffe2 and old exporters wrote them) failed our converter's type check
+
+
+def test_fp16_of_an_ir3_model_with_initializers_as_inputs(tmp_path: Path) -> None:
+    from conftest import make_conv_model
+
+    from orinbench.precision.fp16 import convert_to_fp16
+
+    m = make_conv_model(channels=4, size=16)
+    m.opset_import[0].version = 9
+    m.ir_version = 3
+    for init in m.graph.initializer:
+        m.graph.input.append(
+            helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+        )
+    onnx.checker.check_model(m)
+    src = tmp_path / "ir3.onnx"
+    onnx.save(m, src)
+    out = convert_to_fp16(src, tmp_path / "ir3.fp16.onnx")
+    _loads_in_ort(out)
+    conv = onnx.load(out)
+    w = next(i for i in conv.graph.input if i.name == "w")
+    assert w.type.tensor_type.elem_type == TensorProto.FLOAT16
+    x = next(i for i in conv.graph.input if i.name == "x")
+    assert x.type.tensor_type.elem_type == TensorProto.FLOAT  # the real input keeps float32
