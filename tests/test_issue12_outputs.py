@@ -189,8 +189,9 @@ def test_quantize_out_onto_its_own_model_is_refused(
     run_cli: Run, conv_model: Path, tmp_path: Path
 ) -> None:
     before = conv_model.read_bytes()
+    data = _calib_data(tmp_path)  # real data: the old code quantized and replaced the model
     code, _, err = run_cli(
-        "quantize", str(conv_model), "--data", str(tmp_path), "--out", str(conv_model)
+        "quantize", str(conv_model), "--data", str(data), "--out", str(conv_model)
     )
     assert code == 2 and "input" in _one_line(err)
     assert conv_model.read_bytes() == before
@@ -666,3 +667,52 @@ def test_fp16_of_an_ir3_model_with_initializers_as_inputs(tmp_path: Path) -> Non
     assert w.type.tensor_type.elem_type == TensorProto.FLOAT16
     x = next(i for i in conv.graph.input if i.name == "x")
     assert x.type.tensor_type.elem_type == TensorProto.FLOAT  # the real input keeps float32
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "{model}", "--out", "{folder}"],
+        ["quantize", "{model}", "--data", "{data}", "--out", "{folder}"],
+        ["calibrate", "{model}", "--data", "{data}", "--out", "{folder}"],
+        ["accuracy", "{model}", "--reference", "{model}", "--data", "{data}", "--out", "{folder}"],
+        ["sensitivity", "{model}", "--data", "{data}", "--out", "{folder}"],
+        ["soak", "{model}", "--seconds", "5", "--out", "{folder}"],
+        ["decide", "{model}", "--out", "{folder}"],
+        ["build", "{model}", "--out", "{folder}"],
+        ["calib", "generate", "{model}", "--out", "{file}"],
+        ["zoo", "export", "sample-bev", "--out", "{file}"],
+        ["history", "--plot", "latency.p99_ms", "--out", "{folder}"],
+        ["gate", "{result}", "--targets", "{targets}", "--junit", "{folder}"],
+        ["report", "{result}", "--html", "{folder}"],
+        ["baseline", "record", "{result}", "--to", "{file}"],
+    ],
+    ids=lambda a: " ".join(a[:2]).replace("{model}", "").strip(),
+)
+def test_every_command_checks_its_output_before_the_work(
+    run_cli: Run, conv_model: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    file = tmp_path / "a-file"
+    file.write_text("mine")
+    result = tmp_path / "r.json"
+    save_result(make_result(n=50), result)
+    targets = tmp_path / "t.toml"
+    targets.write_text('[targets]\n"latency.p99_ms" = "< 1000"\n')
+    values = {
+        "{model}": str(conv_model),
+        "{data}": str(_calib_data(tmp_path)),
+        "{folder}": str(folder),
+        "{file}": str(file),
+        "{result}": str(result),
+        "{targets}": str(targets),
+    }
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, _, err = run_cli(*[values.get(a, a) for a in argv])
+    line = _one_line(err)
+    # the check before the work names the flag ("cannot write --out X"); the write at the end
+    # names only the path
+    assert code == 2 and "cannot write --" in line, line
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert file.read_text() == "mine"
