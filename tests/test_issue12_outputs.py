@@ -716,3 +716,20 @@ def test_every_command_checks_its_output_before_the_work(
     assert code == 2 and "cannot write --" in line, line
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     assert file.read_text() == "mine"
+
+
+def test_bench_json_on_stdout_is_strict_json_with_nan(
+    run_cli: Run, conv_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orinbench.cli.bench as bench_cli
+
+    nan_result = make_result(n=50)
+    nan_result = nan_result.with_(throughput={**nan_result.throughput, "fps": float("nan")})
+    monkeypatch.setattr(bench_cli, "bench_model", lambda *a, **k: nan_result)
+    code, out, err = run_cli("bench", str(conv_model), "--json", "--no-history", "--power", "none")
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"bare {token} in the JSON output")
+
+    assert code == 0, err
+    assert json.loads(out, parse_constant=refuse)["throughput"]["fps"] is None

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._io import finite_or_null
 from ..bench.run import BACKENDS
 from ..errors import UsageError
 from ._common import Telemetry, add_measure_args, add_output_args, protocol_from_args
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(f"history: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(finite_or_null(result.to_dict()), indent=2, allow_nan=False))
     else:
         print(format_table(outcome.decision))
         for label, rep in (result.extra["decide"].get("repeat") or {}).items():
