@@ -733,3 +733,22 @@ def test_bench_json_on_stdout_is_strict_json_with_nan(
 
     assert code == 0, err
     assert json.loads(out, parse_constant=refuse)["throughput"]["fps"] is None
+
+
+def test_sample_model_export_checks_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orinbench.zoo.sample_bev as sb
+    from orinbench.errors import ModelError
+
+    real = sb.build_sample_bev
+
+    def broken(*a: object, **k: object) -> onnx.ModelProto:
+        m = real(*a, **k)
+        m.graph.node[0].input[0] = "nothing_makes_this"
+        return m
+
+    monkeypatch.setattr(sb, "build_sample_bev", broken)
+    with pytest.raises(ModelError, match="nothing was written"):
+        sb.export_sample_bev(tmp_path / "s.onnx")
+    assert list(tmp_path.iterdir()) == []
