@@ -41,10 +41,13 @@ def default_size(backend: str) -> str:
 def prepare_demo_model(out_dir: str | os.PathLike[str], *, size: str, seed: int = 0) -> Path:
     """Write the sample model to ``out_dir`` unless an identical file is already there."""
     from ._io import atomic_write_bytes
+    from .model.load import verify_written_model
     from .zoo.sample_bev import build_sample_bev
 
     path = Path(out_dir) / f"sample-bev-{size}.onnx"
-    data = build_sample_bev(size, seed=seed).SerializeToString()
+    model = build_sample_bev(size, seed=seed)
+    data = model.SerializeToString()
     if not (path.is_file() and path.read_bytes() == data):
+        verify_written_model(model, what=f"the demo model {path.name}")
         atomic_write_bytes(path, data)
     return path

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orinbench.results import load_result
+from orinbench.results import SCHEMA_VERSION, load_result
 
 FAST = ("--warmup", "0", "--power", "none", "--no-history", "-q")
 
@@ -50,7 +50,7 @@ def test_bench_writes_a_complete_result(run_cli, conv_model: Path, tmp_path: Pat
 def test_bench_json_goes_to_stdout(run_cli, conv_model: Path) -> None:
     code, stdout, _ = run_cli("bench", str(conv_model), "--iterations", "10", "--json", *FAST)
     assert code == 0
-    assert json.loads(stdout)["schema_version"] == 1
+    assert json.loads(stdout)["schema_version"] == SCHEMA_VERSION
 
 
 def test_bench_duration_rule(run_cli, conv_model: Path, tmp_path: Path) -> None:

@@ -304,6 +304,7 @@ def analyze_sensitivity(
                 percentile=percentile,
                 preprocess_model=False,
                 tensor_ranges=ranges,
+                allow_empty=True,  # excluding every node is a point the search measures
             )
             report: AccuracyReport = compare_with_reference(
                 out,

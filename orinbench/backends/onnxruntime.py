@@ -146,6 +146,11 @@ class OnnxRuntimeRunner:
         return list(self._session.get_providers()) if self._session is not None else []
 
     @property
+    def intra_op_threads(self) -> int:
+        """The intra-op thread count asked for; 0 is ONNX Runtime's own choice."""
+        return int(self._threads or 0)
+
+    @property
     def inputs(self) -> tuple[TensorSpec, ...]:
         return self._inputs
 

@@ -15,7 +15,14 @@ from typing import Any
 from .._io import require_file, sha256_file
 from ..backends.base import Runner
 from ..errors import UsageError
-from ..results.schema import ModelRef, QualityWarning, Result, RunConfig, TensorSpec
+from ..results.schema import (
+    ModelRef,
+    QualityWarning,
+    Result,
+    RunConfig,
+    TensorSpec,
+    runtime_settings,
+)
 from ..telemetry.host import host_environment
 from .assemble import assemble_result
 from .harness import PowerWindow, ProgressCallback, StopRule, Warmup, measure
@@ -57,6 +64,15 @@ def open_runner(
 
         return open_tensorrt_runner(model_path, **opts)
     raise UsageError(f"unknown backend '{backend}'", fix=f"choose one of {', '.join(BACKENDS)}")
+
+
+def runner_runtime(runner: Runner) -> dict[str, Any]:
+    """``config.runtime`` of an open runner: what the session really uses."""
+    return runtime_settings(
+        runner.backend,
+        providers=getattr(runner, "providers", None),
+        intra_op_threads=getattr(runner, "intra_op_threads", None),
+    )
 
 
 def bench_runner(
@@ -103,6 +119,7 @@ def bench_runner(
         seed=seed,
         power_source=power_source,
         extra={"transfers": transfers, **dict(extra_config or {})},
+        runtime=runner_runtime(runner),
     )
     env = host_environment(
         backend=runner.backend, backend_version=runner.backend_version, device=device

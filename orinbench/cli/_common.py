@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._io import finite_or_null
 from ..bench.harness import StopRule, Warmup
 from ..errors import UsageError
 from ..results.io import save_result
@@ -315,7 +316,7 @@ def finish_result(result: Result, args: argparse.Namespace, *, command: str) -> 
     if args.json:
         import json
 
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(finite_or_null(result.to_dict()), indent=2, allow_nan=False))
     else:
         print(format_result(result))
         if args.out is not None:

@@ -11,6 +11,7 @@ from ..accuracy.compare import LOSS_METRICS, WORST
 from ..accuracy.metrics import DEFAULT_TOPK
 from ..errors import ExitCode
 from ._common import add_model_input_args, ort_options
+from ._outputs import check_outputs
 from ._progress import Progress
 from .calibrate_cmd import add_data_args, shaped_data
 
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from ..accuracy.compare import accuracy_result, evaluate_accuracy
     from ..results.io import save_result
 
+    check_outputs(args, ("out",))
     ort = ort_options(args)
     data = shaped_data(args, args.reference, one_shape=False)
     progress = Progress("accuracy", enabled=not (args.quiet or args.json))

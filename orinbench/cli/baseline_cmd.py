@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import ExitCode
 from ..gate import record_baseline
+from ._outputs import check_outputs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_record(args: argparse.Namespace) -> int:
+    check_outputs(args, (), folders=("to",))
     path = record_baseline(args.result, to_dir=args.to, replace=args.replace)
     print(f"baseline recorded: {path}")
     return int(ExitCode.OK)

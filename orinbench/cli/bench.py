@@ -18,6 +18,7 @@ from ._common import (
     parse_shapes,
     protocol_from_args,
 )
+from ._outputs import check_outputs
 from ._progress import Progress
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -121,6 +122,7 @@ def choose_backend(model: Path, requested: str) -> str:
 def run(args: argparse.Namespace) -> int:
     # a wrong path is the commonest mistake: say so before probing power sources or TensorRT
     require_file(args.model, what="model file")
+    check_outputs(args, ("out", "engine_out", "timing_cache", "calib_cache", "history"))
     backend = choose_backend(args.model, args.backend)
     shapes = parse_shapes(args.shape)
     opts = ort_options(args)

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..backends.tensorrt.build import PRECISIONS, BuildOptions
 from ..backends.tensorrt.repeat import DEFAULT_ITERATIONS, DEFAULT_WARMUP_S
 from ..errors import UsageError
+from ._outputs import check_outputs
 from ._progress import Progress
 
 
@@ -177,6 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..backends.tensorrt import OnnxParseError, build_engine, parse_shapes
 
+    check_outputs(args, ("out", "timing_cache", "calib_cache"))
     if args.repeat is None and (
         args.repeat_iterations is not None or args.repeat_duration is not None
     ):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ExitCode, UsageError
 from ._common import add_model_input_args, parse_shapes
+from ._outputs import check_outputs
 from .calibrate_cmd import add_data_args, shaped_data
 
 if TYPE_CHECKING:
@@ -310,6 +311,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from ..model.feeds import check_feed_fits
     from ..model.shapes import resolve_input_shapes
 
+    check_outputs(args, (), folders=("out",))
     if args.count < 1:
         raise UsageError(f"--count must be at least 1, not {args.count}", fix="e.g. --count 16")
     if args.out.exists() and not args.out.is_dir():

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..calib.trt_calibrator import CALIBRATOR_CLASSES
 from ..errors import UsageError
 from ._common import parse_shapes
+from ._outputs import check_outputs
 from ._progress import Progress
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..calib.calibrate import calibrate
 
+    check_outputs(args, ("out",))
     progress = Progress("calibrate", enabled=not args.json)
     try:
         result = calibrate(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._io import finite_or_null
 from ..bench.run import BACKENDS
 from ..errors import UsageError
 from ._common import (
@@ -19,6 +20,7 @@ from ._common import (
     parse_shapes,
     protocol_from_args,
 )
+from ._outputs import check_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -111,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from ..decide.table import format_table
     from ..gate.targets import load_targets
 
+    check_outputs(args, ("out", "calib_cache", "history"), folders=("workdir",))
     check_repeat(args.repeat)
     if args.max_samples is not None and args.max_samples < 1:
         raise UsageError("--max-samples must be >= 1", fix="e.g. --max-samples 16")
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(f"history: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(finite_or_null(result.to_dict()), indent=2, allow_nan=False))
     else:
         print(format_table(outcome.decision))
         for label, rep in (result.extra["decide"].get("repeat") or {}).items():

@@ -9,6 +9,7 @@ from ..bench.run import bench_model
 from ..demo import best_backend, default_size, demo_targets, prepare_demo_model
 from ..gate import gate
 from ._common import Telemetry, add_measure_args, add_output_args, finish_result, protocol_from_args
+from ._outputs import check_outputs
 from ._progress import Progress
 
 
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     size = args.size or default_size(backend)
     if args.out is None:
         args.out = args.workdir / "result.json"
+    check_outputs(args, ("out", "history"), folders=("workdir",))
     warmup, stop = protocol_from_args(args)
     tel = Telemetry(args)
     model = prepare_demo_model(args.workdir, size=size, seed=args.seed)

@@ -11,6 +11,7 @@ from ..errors import InputFileError, UsageError
 from ..gate import find_baseline, gate, load_targets
 from ..history.store import append_to_history
 from ..results.io import load_result
+from ._outputs import check_outputs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -80,6 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, ("junit", "markdown", "history"))
     result = load_result(args.result)
     targets = load_targets(args.targets) if args.targets is not None else None
     baseline = None

@@ -10,6 +10,7 @@ from ..errors import ExitCode, UsageError
 from ..history.store import DEFAULT_LOCK_TIMEOUT_S
 from ..history.trend import DEFAULT_METRIC, write_trend
 from ..history.view import view_history
+from ._outputs import check_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--limit {args.limit} is not a positive number", fix="pass --limit 1 or more"
         )
+    check_outputs(args, ("out",))
     metric = args.plot or args.metric
     view = view_history(
         args.history,

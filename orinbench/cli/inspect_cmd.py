@@ -70,14 +70,27 @@ def format_info(info: ModelInfo, sha256: str) -> str:
         f"params     {_si(info.param_count)} ({_si(info.param_bytes, 'B')}); "
         f"floating-point weights {_si(info.weight_count)}"
     )
+    for b in info.branches:
+        mark = "" if b.counted else "  (not in the total: the If counts its largest branch)"
+        lines.append(
+            f"  {b.node}.{b.branch} ({b.op_type})  {_si(b.param_count)} params, "
+            f"{_si(b.weight_count)} weights{mark}"
+        )
     fl = info.flops
-    lines.append(f"FLOPs      {_si(fl.total)} (2 per multiply-accumulate)")
-    shown = list(fl.by_op.items())[:_TOP_OPS]
+    if not info.flops_known:
+        # a partial count of the static part would look like the model's FLOPs: say unknown
+        lines.append(
+            f"FLOPs      unknown (needs --shape for {', '.join(info.dynamic_inputs)}; "
+            f"{len(fl.unresolved)} node(s) depend on dynamic dims)"
+        )
+    else:
+        lines.append(f"FLOPs      {_si(fl.total)} (2 per multiply-accumulate)")
+    shown = list(fl.by_op.items())[:_TOP_OPS] if info.flops_known else []
     rest = fl.total - sum(v for _, v in shown)
     for op, value in shown:
         share = value / fl.total if fl.total else 0.0
         lines.append(f"  {op:<22}{_si(value):>12}  {share:6.1%}")
-    if rest > 0:
+    if rest > 0 and info.flops_known:
         lines.append(f"  {'other':<22}{_si(rest):>12}  {rest / fl.total:6.1%}")
     if fl.uncounted_ops:
         lines.append(f"  not counted (no formula): {', '.join(fl.uncounted_ops)}")

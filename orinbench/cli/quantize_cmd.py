@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..precision.qdq import DEFAULT_OP_TYPES, DEFAULT_PERCENTILE, METHODS
 from ._common import add_model_input_args
+from ._outputs import check_outputs
 from ._progress import Progress
 from .calibrate_cmd import add_data_args, shaped_data
 
@@ -66,6 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     # ONNX Runtime's calibrator opens its own session (onnxruntime.quantization), which takes
     # no thread count or providers from its caller: quantize has --shape only
     add_model_input_args(p, npz=False, ort=False)
+    p.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write the model even when nothing in it was quantized (default: exit 2)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
 
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model.load import load_model
     from ..precision.qdq import run_quantize, split_excludes
 
+    check_outputs(args, ("out",))
     excludes = split_excludes(load_model(args.model, load_external_data=False), args.exclude)
     op_types = op_types_arg(args.op_types)
     progress = Progress("calibrate", enabled=not args.json)
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             per_channel=not args.per_tensor,
             exclude_nodes=excludes.nodes,
             exclude_op_types=excludes.op_types,
+            allow_empty=args.allow_empty,
             on_progress=lambda done, frac: progress.step(frac, f"{done} samples"),
         )
     finally:
@@ -116,6 +124,15 @@ def run(args: argparse.Namespace) -> int:
         f"{'/'.join(op_types)} nodes in INT8; {s.quantize_nodes} QuantizeLinear, "
         f"{s.dequantize_nodes} DequantizeLinear"
     )
+    if s.in_subgraphs:
+        print(
+            f"subgraphs {s.in_subgraphs} {'/'.join(op_types)} node(s) inside If/Loop/Scan "
+            "bodies were not quantized (ONNX Runtime's quantizer does not reach them)"
+        )
+    if s.quantize_nodes == 0:
+        print("empty     nothing was quantized (--allow-empty): the model is still float")
+    for note in result.notes:
+        print(f"note      {note}")
     if s.float_nodes:
         shown = ", ".join(s.float_nodes[:8]) + (", ..." if len(s.float_nodes) > 8 else "")
         print(f"float     {shown}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ExitCode
 from ..history.trend import DEFAULT_METRIC
 from ..report.build import report_files
+from ._outputs import check_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, ("html", "markdown"))
     to_stdout = args.markdown == Path("-") or (args.html is None and args.markdown is None)
     out = report_files(
         args.results,

@@ -30,6 +30,7 @@ from ._common import (
     parse_shapes,
     protocol_from_args,
 )
+from ._outputs import check_outputs
 from ._progress import Progress
 
 
@@ -103,6 +104,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args, ("out", "history"), folders=("cache_dir",))
     recipe = load_recipe(args.recipe)
     warmup, stop = protocol_from_args(args)
     shapes = parse_shapes(args.shape)

@@ -13,6 +13,7 @@ from ..accuracy.sensitivity import DEFAULT_BUDGET, DEFAULT_MAX_GROUPS
 from ..errors import ExitCode
 from ..precision.qdq import DEFAULT_OP_TYPES, METHODS
 from ._common import add_model_input_args, ort_options
+from ._outputs import check_outputs
 from .accuracy_cmd import loss_budget
 from .calibrate_cmd import add_data_args, shaped_data
 from .quantize_cmd import op_types_arg
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from .._io import atomic_write_json
     from ..accuracy.sensitivity import analyze_sensitivity
 
+    check_outputs(args, ("out",))
     quiet = args.quiet or args.json
     modes = ("only", "float") if args.mode == "both" else (args.mode,)
     ort = ort_options(args)

@@ -19,6 +19,7 @@ from ._common import (
     ort_options,
     parse_shapes,
 )
+from ._outputs import check_outputs
 from .bench import choose_backend
 
 
@@ -115,6 +116,7 @@ def format_soak(soak: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..soak.run import soak_model, window_count
 
+    check_outputs(args, ("out", "history"))
     seconds = float(args.minutes) * 60.0 if args.minutes is not None else float(args.seconds)
     window_count(seconds, args.window_s)  # a soak shorter than one window: exit 2 before probing
     if args.warmup < 0:

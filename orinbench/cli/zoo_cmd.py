@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..zoo.registry import SIZES, export_model, list_models
+from ._outputs import check_outputs
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,6 +62,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    check_outputs(args, (), folders=("out",))
     paths = export_model(args.name, size=args.size, out_dir=args.out, seed=args.seed)
     if args.json:
         print(json.dumps({stage: str(path) for stage, path in paths.items()}, indent=2))

@@ -2,14 +2,19 @@
 
 Layout under the baseline folder (docs/gate.md)::
 
-    <dir>/<device>/<software>/<power-mode>/<backend>-<precision>/<model>.json
+    <dir>/<device>/<software>/<power-mode>/<backend>-<precision>/<model>--<shapes>.json
 
 * ``device``: the device fingerprint's ``module`` (or ``model``), else ``unknown-device``;
 * ``software``: ``jp<jetpack>-trt<tensorrt>``, a missing part written ``unknown``
   (``jp6.0-trt8.6.2``, ``jpunknown-trtunknown`` off Jetson);
 * ``power-mode``: the nvpmodel mode, else ``unknown-power-mode``;
 * ``backend-precision``: e.g. ``tensorrt-fp16``;
-* ``model``: the model's name, else the first 12 hex digits of its sha256, else ``unknown-model``.
+* ``model``: the model's name, else the first 12 hex digits of its sha256, else ``unknown-model``;
+* ``shapes``: the input shapes (:func:`orinbench.results.comparable.shape_tag`: ``1x3x320x320``,
+  or ``img-1x6x3x256x704_pts-1x40000x5`` for several inputs), left out with its ``--`` when the
+  result does not know them. Baselines recorded before the shapes were part of the key live at
+  ``<model>.json``; :func:`find_baseline` falls back to that file, and the gate then compares
+  the shapes stored inside it (a different shape is incomparable, exit 3).
 
 Every part is slugified: lower case, runs of characters outside ``[a-z0-9._-]`` become ``-``.
 Replacing a baseline keeps the previous file beside it as ``<model>.<UTC timestamp>.json``.
@@ -25,6 +30,7 @@ from typing import Any
 
 from .._io import atomic_write_bytes
 from ..errors import BaselineExistsError, InputFileError
+from ..results.comparable import shape_tag
 from ..results.io import load_result, save_result
 from ..results.schema import Result
 
@@ -42,7 +48,9 @@ def slugify(text: Any, *, fallback: str) -> str:
 
 
 def baseline_key(result: Result) -> tuple[str, str, str, str, str]:
-    """The five path parts under which ``result`` is stored (see the module docstring)."""
+    """The five path parts under which ``result`` is stored (see the module docstring).
+
+    The last one is the file's stem: model name and input shapes."""
     dev = dict(result.environment.device or {})
     device = slugify(dev.get("module", dev.get("model")), fallback="unknown-device")
     jp = slugify(dev.get("jetpack"), fallback="unknown")
@@ -55,13 +63,20 @@ def baseline_key(result: Result) -> tuple[str, str, str, str, str]:
     )
     sha = (result.model.sha256 or "")[:12] or None
     model = slugify(result.model.name or sha, fallback="unknown-model")
-    return device, software, power, run, model
+    tag = shape_tag(result.config.shapes)
+    return device, software, power, run, f"{model}--{tag}" if tag else model
 
 
 def baseline_path(result: Result, to_dir: str | os.PathLike[str]) -> Path:
     """Where :func:`record_baseline` stores ``result`` under ``to_dir``."""
-    *folders, model = baseline_key(result)
-    return Path(to_dir).joinpath(*folders, f"{model}.json")
+    *folders, stem = baseline_key(result)
+    return Path(to_dir).joinpath(*folders, f"{stem}.json")
+
+
+def _legacy_path(result: Result, to_dir: str | os.PathLike[str]) -> Path:
+    """Where a baseline was stored before the input shapes were part of the key."""
+    *folders, stem = baseline_key(result)
+    return Path(to_dir).joinpath(*folders, f"{stem.split('--', 1)[0]}.json")
 
 
 def record_baseline(
@@ -90,9 +105,16 @@ def record_baseline(
 
 
 def find_baseline(result: Result, baseline_dir: str | os.PathLike[str]) -> Path | None:
-    """The baseline recorded for ``result``'s key under ``baseline_dir``, or None."""
+    """The baseline recorded for ``result``'s key under ``baseline_dir``, or None.
+
+    Falls back to a baseline recorded without shapes in its key (``<model>.json``); the gate
+    then checks the shapes stored in it, so a baseline of other shapes is never used silently.
+    """
     path = baseline_path(result, baseline_dir)
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    legacy = _legacy_path(result, baseline_dir)
+    return legacy if legacy != path and legacy.is_file() else None
 
 
 def _keep_previous(path: Path) -> Path:

@@ -6,7 +6,8 @@ import difflib
 from collections.abc import Mapping
 
 from ..bench.stats import quality_warnings
-from ..errors import UsageError
+from ..errors import IncomparableError, UsageError
+from ..results.comparable import run_differences
 from ..results.schema import HOST_LATENCY, QualityWarning, Result
 from .compare import check_comparable, compare
 from .targets import Targets
@@ -71,6 +72,30 @@ def result_warnings(result: Result, *, source: str) -> list[ReportWarning]:
     return [ReportWarning(source=source, code=w.code, message=w.message) for w in found]
 
 
+def check_run_comparable(
+    result: Result, baseline: Result, *, allow_env_mismatch: bool = False
+) -> tuple[str, ...]:
+    """Refuse (IncomparableError, exit 3) a baseline run with other input shapes or runtime.
+
+    Input shapes are the workload: a difference is never overridden. ONNX Runtime's providers
+    and thread count are the setup: ``allow_env_mismatch`` turns their difference into warning
+    lines (returned). See :mod:`orinbench.results.comparable` for unknown values.
+    """
+    diffs = run_differences(result, baseline)
+    hard = [d for d in diffs if d.workload]
+    soft = [d for d in diffs if not d.workload]
+    if hard or (soft and not allow_env_mismatch):
+        shown = hard + soft if not allow_env_mismatch else hard
+        raise IncomparableError(
+            "the result and the baseline are not comparable runs",
+            why="; ".join(d.describe() for d in shown),
+            fix="compare against a baseline recorded with the same --shape and ONNX Runtime "
+            "settings ('orinbench baseline record')"
+            + ("" if hard else ", or pass --allow-env-mismatch to compare anyway"),
+        )
+    return tuple(f"compared despite differing {d.describe()}" for d in soft)
+
+
 def gate(
     result: Result,
     *,
@@ -98,7 +123,10 @@ def gate(
     if targets is not None:
         verdicts += check_targets(result, targets)
     if baseline is not None:
+        # the run's own keys first: a different workload is named even if the setup differs too
+        run_warnings = check_run_comparable(result, baseline, allow_env_mismatch=allow_env_mismatch)
         env_warnings = check_comparable(result, baseline, allow_env_mismatch=allow_env_mismatch)
+        env_warnings = (*run_warnings, *env_warnings)
         tol = dict(targets.tolerances) if targets is not None else {}
         tol.update(tolerances or {})
         verdicts += compare(result, baseline, tolerances=tol, seed=seed)

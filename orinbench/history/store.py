@@ -34,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .._io import finite_or_null
 from ..errors import HistoryError
 from ..results.schema import Result
 
@@ -394,7 +395,8 @@ class HistoryStore:
             result.tool_version,
             str(source_path) if source_path is not None else None,
             json.dumps(metrics, allow_nan=False),
-            json.dumps(_summary_of(result), allow_nan=False, default=str),
+            # NaN has no JSON form: an unknown number is stored as null, as in result files
+            json.dumps(finite_or_null(_summary_of(result)), allow_nan=False, default=str),
             digest,
         )
         try:

@@ -1,15 +1,19 @@
-"""Trends over the history: one series per device/model/precision/backend, and its step changes.
+"""Trends over the history: one series per device/model/precision/backend/input shapes, and its
+step changes.
 
-Runs of different devices, models, precisions or backends are never mixed into one series: a
-step between an FP16 and an INT8 run is not a regression. Within a series, the change-point test
-of :func:`orinbench.bench.stats.change_points` (binary segmentation on a standardised CUSUM
-statistic, noise from the first differences) finds the runs where a step change of the mean began.
+Runs of different devices, models, precisions, backends or input shapes are never mixed into one
+series: a step between an FP16 and an INT8 run, or between a 160x160 and a 320x320 run, is not
+a regression. A run whose shapes are unknown forms its own series (shapes ``unknown``).
+
+Within a series, the change-point test of :func:`orinbench.bench.stats.change_points` (binary
+segmentation on a standardised CUSUM statistic, noise from the first differences) finds the runs
+where a step change of the mean began.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +23,9 @@ import numpy as np
 from .._io import atomic_write_bytes, atomic_write_text
 from ..bench.stats import CHANGE_POINT_THRESHOLD, change_points
 from ..errors import UsageError
-from .store import HistoryRow
+from ..results.comparable import UNKNOWN, format_shapes
+from ..results.schema import Result
+from .store import HistoryRow, device_label, model_label
 
 if TYPE_CHECKING:
     from ..report.plots import Plot
@@ -38,10 +44,11 @@ class SeriesKey:
     model: str
     precision: str
     backend: str
+    shapes: str = UNKNOWN
 
     @property
     def label(self) -> str:
-        return f"{self.model} · {self.precision} · {self.backend} · {self.device}"
+        return f"{self.model} · {self.shapes} · {self.precision} · {self.backend} · {self.device}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,26 @@ class StepChange:
 
 
 def series_key(row: HistoryRow) -> SeriesKey:
-    return SeriesKey(row.device, row.model, row.precision, row.backend)
+    config = row.summary.get("config") if isinstance(row.summary, Mapping) else None
+    shapes = config.get("shapes") if isinstance(config, Mapping) else None
+    return SeriesKey(
+        row.device,
+        row.model,
+        row.precision,
+        row.backend,
+        format_shapes(shapes if isinstance(shapes, Mapping) else None),
+    )
+
+
+def result_series_key(result: Result) -> SeriesKey:
+    """The series a result would join, as :func:`series_key` gives it for its history row."""
+    return SeriesKey(
+        device_label(result),
+        model_label(result),
+        result.config.precision,
+        result.environment.backend,
+        format_shapes(result.config.shapes),
+    )
 
 
 def group_series(rows: Sequence[HistoryRow], metric: str) -> dict[SeriesKey, list[HistoryRow]]:

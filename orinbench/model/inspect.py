@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,11 @@ class ModelInfo:
 
     ``param_count``/``param_bytes`` cover every initializer and Constant node (index tables
     included); ``weight_count`` only the floating-point ones, which is what papers report as
-    "parameters". ``shapes`` holds the concrete input shapes the FLOP estimate used.
+    "parameters". Weights inside subgraphs count: an If adds its largest branch, a Loop/Scan its
+    body once; ``branches`` lists every subgraph's own figures. ``shapes`` holds the concrete
+    input shapes the FLOP estimate used. ``flops_known`` is False when the FLOP total misses
+    nodes whose shapes depend on dynamic dims that no ``--shape`` fixed: the total is then a
+    partial count, not the model's FLOPs.
     """
 
     path: str | None
@@ -78,6 +82,12 @@ class ModelInfo:
     flops: FlopsEstimate
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    branches: tuple[BranchParams, ...] = ()
+    dynamic_inputs: tuple[str, ...] = ()
+
+    @property
+    def flops_known(self) -> bool:
+        return not (self.dynamic_inputs and self.flops.unresolved)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,7 +105,9 @@ class ModelInfo:
             "weight_count": self.weight_count,
             "op_census": dict(self.op_census),
             "flops": self.flops.to_dict(),
+            "flops_known": self.flops_known,
             "shapes": {k: list(v) for k, v in self.shapes.items()},
+            "branches": [b.to_dict() for b in self.branches],
             "notes": list(self.notes),
         }
 
@@ -170,7 +182,38 @@ def _constant_size(node: onnx.NodeProto) -> tuple[int, int, bool]:
     return 0, 0, False
 
 
-def _param_totals(graph: onnx.GraphProto) -> tuple[int, int, int]:
+@dataclass(frozen=True)
+class BranchParams:
+    """Parameters of one subgraph of a node (``if_1.then_branch``), its own subgraphs included."""
+
+    node: str
+    op_type: str
+    branch: str
+    param_count: int
+    param_bytes: int
+    weight_count: int
+    counted: bool  # False for an If branch smaller than its sibling: not in the totals
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "op_type": self.op_type,
+            "branch": self.branch,
+            "param_count": self.param_count,
+            "param_bytes": self.param_bytes,
+            "weight_count": self.weight_count,
+            "counted": self.counted,
+        }
+
+
+def _param_totals(
+    graph: onnx.GraphProto, branches: list[BranchParams] | None = None, prefix: str = ""
+) -> tuple[int, int, int]:
+    """(elements, bytes, floating-point elements) of ``graph``'s weights, subgraphs included.
+
+    An If runs one branch: it adds its largest branch (by weights), and each branch is listed in
+    ``branches``. A Loop/Scan body holds its weights once, however often it runs.
+    """
     count = nbytes = weights = 0
     sizes = [_tensor_size(t) for t in graph.initializer]
     sizes += [_tensor_size(s.values) for s in graph.sparse_initializer]
@@ -179,6 +222,33 @@ def _param_totals(graph: onnx.GraphProto) -> tuple[int, int, int]:
         count += c
         nbytes += b
         weights += c if is_float else 0
+    for i, node in enumerate(graph.node):
+        subs = [
+            (a.name if a.HasField("g") else f"{a.name}[{j}]", g)
+            for a in node.attribute
+            for j, g in ([(0, a.g)] if a.HasField("g") else list(enumerate(a.graphs)))
+        ]
+        if not subs:
+            continue
+        label = prefix + (node.name or f"{node.op_type}#{i}")
+        found = []
+        for branch, sub in subs:
+            inner: list[BranchParams] = []
+            c, b, w = _param_totals(sub, inner, prefix=f"{label}.{branch}/")
+            found.append((branch, c, b, w, inner))
+        # an If runs one of its branches; other ops (Loop, Scan) run all their bodies
+        alternatives = node.op_type == "If" and not node.domain
+        chosen = max(found, key=lambda f: (f[3], f[1])) if alternatives else None
+        for f in found:
+            branch, c, b, w, inner = f
+            take = not alternatives or f is chosen
+            if branches is not None:
+                branches.append(BranchParams(label, node.op_type, branch, c, b, w, take))
+                branches.extend(inner if take else [replace(x, counted=False) for x in inner])
+            if take:
+                count += c
+                nbytes += b
+                weights += w
     return count, nbytes, weights
 
 
@@ -278,9 +348,13 @@ def inspect_model(
     census: dict[str, int] = {}
     for node in g.node:
         census[op_key(node)] = census.get(op_key(node), 0) + 1
-    if any(a.HasField("g") or len(a.graphs) for n in g.node for a in n.attribute):
-        notes.append("subgraphs (If/Loop/Scan bodies) are not expanded in counts")
-    count, nbytes, weights = _param_totals(g)
+    branches: list[BranchParams] = []
+    count, nbytes, weights = _param_totals(g, branches)
+    if branches:
+        notes.append(
+            "params include subgraph weights: each If counts its largest branch, a Loop/Scan "
+            "body once; FLOPs and the op census cover the main graph only"
+        )
     opsets = {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import}
     used = {
         name: tuple(int(d) for d in dims)
@@ -304,4 +378,10 @@ def inspect_model(
         flops=flops,
         shapes=used,
         notes=tuple(notes),
+        branches=tuple(branches),
+        dynamic_inputs=tuple(
+            spec.name
+            for spec in inputs
+            if not all(isinstance(d, int) and d >= 0 for d in partial.get(spec.name, spec.shape))
+        ),
     )

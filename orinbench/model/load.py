@@ -181,3 +181,87 @@ def model_sha256(path: str | os.PathLike[str]) -> str:
     base = p.parent.resolve()
     manifest += [f"{f.relative_to(base).as_posix()} {sha256_file(f)}" for f in files]
     return hashlib.sha256("\n".join(manifest).encode()).hexdigest()
+
+
+#: domains ONNX Runtime's CPU build has kernels for; a node of another domain is a plugin
+_ORT_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft"})
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from _all_nodes(attr.g)
+            for g in attr.graphs:
+                yield from _all_nodes(g)
+
+
+def verify_written_model(
+    model: onnx.ModelProto,
+    *,
+    what: str,
+    fix: str = "report this with the model that was converted",
+) -> tuple[str, ...]:
+    """Check a model orinbench is about to write: the ONNX checker, then an ONNX Runtime load.
+
+    Raises :class:`ModelError` naming the check that failed and why, so that the caller writes
+    nothing. A check the model cannot be held to is skipped and named in the returned notes: the
+    checker for a model using ops the onnx library does not know (TensorRT plugins in the default
+    domain), the ONNX Runtime load for one with plugin domains or when onnxruntime is missing.
+    """
+    from .. import _lazy
+    from ..errors import DependencyMissingError
+
+    notes: list[str] = []
+    nodes = list(_all_nodes(model.graph))
+    local = {f.name for f in model.functions}
+    unknown = sorted(
+        {
+            n.op_type
+            for n in nodes
+            if (n.domain or "") in ("", "ai.onnx", "ai.onnx.ml")
+            and n.op_type not in local
+            and not onnx.defs.has(n.op_type, n.domain or "")
+        }
+    )
+    if unknown:
+        notes.append(f"ONNX checker skipped: ops unknown to onnx ({', '.join(unknown[:4])})")
+    else:
+        try:
+            check_model(model)
+        except ModelError as exc:
+            raise ModelError(
+                f"{what} is not a valid ONNX model; nothing was written",
+                why=exc.why,
+                fix=fix,
+            ) from exc
+    plugins = sorted({n.domain for n in nodes if (n.domain or "") not in _ORT_DOMAINS})
+    if plugins:
+        notes.append(f"ONNX Runtime load skipped: plugin domain(s) {', '.join(plugins)}")
+        return tuple(notes)
+    if model.ByteSize() > _PROTO_LIMIT:
+        notes.append("ONNX Runtime load skipped: the model is over 2 GiB")
+        return tuple(notes)
+    try:
+        ort = _lazy.onnxruntime()
+    except DependencyMissingError:
+        notes.append("ONNX Runtime load skipped: onnxruntime is not installed")
+        return tuple(notes)
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    # validity is the question, not speed: no graph optimisation, one thread
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    try:
+        ort.InferenceSession(
+            model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # ORT raises its own exception types for invalid graphs
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(
+            f"{what} does not load in ONNX Runtime; nothing was written",
+            why=first[:300],
+            fix=fix,
+        ) from exc
+    return tuple(notes)

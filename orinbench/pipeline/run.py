@@ -25,7 +25,14 @@ from ..bench.harness import Clock, PowerWindow, ProgressCallback, StopRule, Warm
 from ..bench.stats import summarize
 from ..errors import OrinbenchError, RecipeError, UsageError
 from ..model.roofline import match_module, roofline
-from ..results.schema import ModelRef, QualityWarning, Result, RunConfig, TensorSpec
+from ..results.schema import (
+    ModelRef,
+    QualityWarning,
+    Result,
+    RunConfig,
+    TensorSpec,
+    runtime_settings,
+)
 from ..telemetry.host import host_environment
 from .chain import CpuMemory
 from .custom import CustomStage, load_callable
@@ -369,6 +376,12 @@ def run_recipe(
         warmup=warmup.to_dict(),
         stop=stop.to_dict(),
         shapes=frame_shapes,
+        # the options every ONNX Runtime stage was opened with (a pipeline of several sessions)
+        runtime=runtime_settings(
+            be,
+            providers=(runner_options or {}).get("providers"),
+            intra_op_threads=(runner_options or {}).get("intra_op_threads"),
+        ),
         input_source=f"npz:{inputs_npz}" if inputs_npz else "random",
         seed=seed,
         power_source=power_source,

@@ -42,7 +42,7 @@ from ..calib.dataset import CalibrationDataset, open_dataset
 from ..calib.entropy import entropy_threshold
 from ..calib.specs import io_specs
 from ..errors import CalibrationError, ModelError, UsageError
-from ..model.load import load_model
+from ..model.load import load_model, verify_written_model
 
 #: calibration methods of ``quantize_qdq`` (names of onnxruntime's CalibrationMethod)
 METHODS: dict[str, str] = {"entropy": "Entropy", "percentile": "Percentile", "minmax": "MinMax"}
@@ -56,6 +56,58 @@ ENTROPY_BINS = 2048
 CALIBRATION_CHUNK = 4
 #: per-channel weight axis of the ops that have one
 PER_CHANNEL_AXIS: dict[str, int] = {"Conv": 0, "ConvTranspose": 1}
+#: QuantizeLinear/DequantizeLinear gained the ``axis`` attribute (per-channel) in opset 13
+PER_CHANNEL_OPSET = 13
+#: QuantizeLinear/DequantizeLinear exist from opset 10
+QDQ_OPSET = 10
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's ``ai.onnx`` opset version (0 when it imports none)."""
+    for o in model.opset_import:
+        if (o.domain or "") in ("", "ai.onnx"):
+            return int(o.version)
+    return 0
+
+
+def upgrade_for_qdq(
+    model: onnx.ModelProto, *, per_channel: bool, source: str
+) -> tuple[onnx.ModelProto, bool, str | None]:
+    """``(model, per_channel, note)`` ready for Q/DQ: opset raised where the Q/DQ form needs it.
+
+    Per-channel Q/DQ needs opset 13 (``axis``); an older model is converted with
+    ``onnx.version_converter``. If that fails, per-tensor Q/DQ (opset 10) is used instead, and
+    the note says so; a model the converter cannot bring even to opset 10 is refused.
+    """
+    opset = default_opset(model)
+    need = PER_CHANNEL_OPSET if per_channel else QDQ_OPSET
+    if opset >= need:
+        return model, per_channel, None
+    from onnx import version_converter
+
+    try:
+        up = version_converter.convert_version(model, PER_CHANNEL_OPSET)
+        onnx.checker.check_model(up)
+    except Exception as exc:  # the converter raises RuntimeError/ValidationError/its own types
+        why = _describe(exc)
+        if opset >= QDQ_OPSET:
+            return (
+                model,
+                False,
+                f"per-tensor weight scales: per-channel Q/DQ needs opset {PER_CHANNEL_OPSET} and "
+                f"upgrading {source} from opset {opset} failed ({why})",
+            )
+        raise ModelError(
+            f"{source} has opset {opset}; Q/DQ needs opset {QDQ_OPSET} or newer",
+            why=f"onnx's version converter could not upgrade it ({why})",
+            fix=f"re-export the model with opset {PER_CHANNEL_OPSET} or newer",
+        ) from exc
+    return (
+        up,
+        per_channel,
+        f"upgraded a copy of {source} from opset {opset} to {PER_CHANNEL_OPSET} "
+        f"(per-channel Q/DQ needs it; the input model is unchanged)",
+    )
 
 
 @dataclass(frozen=True)
@@ -320,6 +372,8 @@ def quantize_qdq(
     preprocess_model: bool = True,
     tensor_ranges: Any = None,
     on_progress: Callable[[int, float], None] | None = None,
+    allow_empty: bool = False,
+    on_note: Callable[[str], None] | None = None,
 ) -> Path:
     """Write an explicitly quantized (Q/DQ, INT8) copy of ``model_path`` to ``out_path``.
 
@@ -330,6 +384,11 @@ def quantize_qdq(
     ``tensor_ranges`` (from :func:`calibrate_ranges` on the same pre-processed model) skips the
     calibration, so that several quantizations of one model share one. The output is written
     atomically; returns its path.
+
+    A model older than opset 13 is upgraded first (:func:`upgrade_for_qdq`). The output is
+    checked (ONNX checker, ONNX Runtime load) before it is written, and a model in which nothing
+    was quantized is refused unless ``allow_empty``. ``on_note`` receives one line for each
+    thing done that the caller did not ask for (the opset upgrade, a per-tensor fallback).
     """
     if method not in METHODS:
         raise UsageError(
@@ -342,11 +401,21 @@ def quantize_qdq(
     model = load_model(src)
     inputs, _ = io_specs(model)
     dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
+    model, per_channel, note = upgrade_for_qdq(model, per_channel=per_channel, source=str(src))
+    if note and on_note is not None:
+        on_note(note)
+    upgraded = note is not None and default_opset(model) >= PER_CHANNEL_OPSET
 
     with tempfile.TemporaryDirectory(prefix="orinbench-qdq-") as tmp:
         work = Path(tmp) / "model.onnx"
+        if upgraded:
+            # pre-processing reads a file: give it the upgraded copy, never the user's model
+            src_for_work = Path(tmp) / "upgraded.onnx"
+            onnx.save(model, str(src_for_work))
+        else:
+            src_for_work = src
         if preprocess_model:
-            preprocess(src, work)
+            preprocess(src_for_work, work)
         else:
             name_unnamed_nodes(model)
             onnx.save(model, str(work))
@@ -361,6 +430,23 @@ def quantize_qdq(
         )
         excl = set(match_nodes(exclude_nodes, known, source=str(src)))
         excl.update(n.name for n in prepared.graph.node if n.op_type in set(exclude_op_types))
+        candidates = [
+            n
+            for n in prepared.graph.node
+            if n.op_type in op_types
+            and n.name not in excl
+            and (only_nodes is None or n.name in only_nodes)
+        ]
+        if not candidates and not allow_empty:
+            # say so before the calibration, which can take minutes
+            raise ModelError(
+                f"nothing in {src} can be quantized; no model was written",
+                why=_empty_reason(
+                    summarize_qdq_model(prepared, op_types=op_types), op_types, excluded=len(excl)
+                ),
+                fix="pass --op-types with the model's compute ops, quantize the subgraph's "
+                "model on its own, or pass --allow-empty to write it anyway",
+            )
         extra: dict[str, Any] = {
             "ActivationSymmetric": True,
             "WeightSymmetric": True,
@@ -422,7 +508,36 @@ def quantize_qdq(
             ) from exc
         result = onnx.load(str(out_tmp))
         prune_opset_imports(result)
+        summary = summarize_qdq_model(result, op_types=op_types)
+        if summary.quantize_nodes == 0 and not allow_empty:
+            raise ModelError(
+                f"nothing in {src} was quantized; no model was written",
+                why=_empty_reason(summary, op_types, excluded=len(excl)),
+                fix="pass --op-types with the model's compute ops, quantize the subgraph's "
+                "model on its own, or pass --allow-empty to write it anyway",
+            )
+        for line in verify_written_model(
+            result,
+            what=f"the Q/DQ model of {src}",
+            fix="try --per-tensor or --method minmax, or --exclude the node the message names",
+        ):
+            if on_note is not None:
+                on_note(line)
         return atomic_write_bytes(out_path, result.SerializeToString())
+
+
+def _empty_reason(summary: QdqSummary, op_types: Sequence[str], *, excluded: int) -> str:
+    ops = "/".join(op_types)
+    if summary.in_subgraphs and not summary.quantized and not summary.float_nodes:
+        return (
+            f"its {summary.in_subgraphs} {ops} node(s) all sit inside If/Loop/Scan subgraphs, "
+            "which ONNX Runtime's quantizer does not reach"
+        )
+    if not summary.quantized and not summary.float_nodes:
+        return f"it has no {ops} node"
+    if excluded:
+        return f"every {ops} node was excluded or left in float ({excluded} excluded)"
+    return f"ONNX Runtime's quantizer left all {len(summary.float_nodes)} {ops} node(s) in float"
 
 
 @dataclass(frozen=True)
@@ -433,6 +548,8 @@ class QdqSummary:
     dequantize_nodes: int
     quantized: tuple[str, ...]
     float_nodes: tuple[str, ...]
+    #: ``op_types`` nodes inside If/Loop/Scan subgraphs (not in ``quantized``/``float_nodes``)
+    in_subgraphs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -440,14 +557,31 @@ class QdqSummary:
             "dequantize_nodes": self.dequantize_nodes,
             "quantized": list(self.quantized),
             "float": list(self.float_nodes),
+            "in_subgraphs": self.in_subgraphs,
         }
+
+
+def _subgraph_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node inside the subgraphs of ``graph``'s nodes, at any depth."""
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from sub.node
+                yield from _subgraph_nodes(sub)
 
 
 def summarize_qdq(
     path: str | os.PathLike[str], *, op_types: Sequence[str] = DEFAULT_OP_TYPES
 ) -> QdqSummary:
     """Count Q/DQ nodes and list the ``op_types`` nodes whose activation input is dequantized."""
-    model = load_model(path, load_external_data=False)
+    return summarize_qdq_model(load_model(path, load_external_data=False), op_types=op_types)
+
+
+def summarize_qdq_model(
+    model: onnx.ModelProto, *, op_types: Sequence[str] = DEFAULT_OP_TYPES
+) -> QdqSummary:
+    """:func:`summarize_qdq` of a loaded model; Q/DQ nodes inside subgraphs count too."""
+    inner = list(_subgraph_nodes(model.graph))
     producers = {out: n for n in model.graph.node for out in n.output}
     quantized: list[str] = []
     floats: list[str] = []
@@ -458,11 +592,13 @@ def summarize_qdq(
         (quantized if first is not None and first.op_type == "DequantizeLinear" else floats).append(
             n.name
         )
+    every = [*model.graph.node, *inner]
     return QdqSummary(
-        quantize_nodes=sum(1 for n in model.graph.node if n.op_type == "QuantizeLinear"),
-        dequantize_nodes=sum(1 for n in model.graph.node if n.op_type == "DequantizeLinear"),
+        quantize_nodes=sum(1 for n in every if n.op_type == "QuantizeLinear"),
+        dequantize_nodes=sum(1 for n in every if n.op_type == "DequantizeLinear"),
         quantized=tuple(quantized),
         float_nodes=tuple(floats),
+        in_subgraphs=sum(1 for n in inner if n.op_type in op_types),
     )
 
 
@@ -477,9 +613,11 @@ class QuantizeRun:
     validate_s: float
     quantize_s: float
     summary: QdqSummary
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "notes": list(self.notes),
             "out": str(self.out_path),
             "method": self.method,
             "sample_count": self.sample_count,
@@ -502,18 +640,21 @@ def run_quantize(
     """:func:`quantize_qdq` with the dataset validated first and both steps timed.
 
     ``options`` are :func:`quantize_qdq`'s other keywords (method, per_channel, exclude_nodes,
-    exclude_op_types, percentile, only_nodes, preprocess_model, tensor_ranges).
+    exclude_op_types, percentile, only_nodes, preprocess_model, tensor_ranges, allow_empty).
+    The notes :func:`quantize_qdq` gives are kept in :attr:`QuantizeRun.notes`.
     """
     t0 = time.perf_counter()
     inputs, _ = io_specs(load_model(model_path, load_external_data=False))
     dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
     t1 = time.perf_counter()
+    notes: list[str] = []
     out = quantize_qdq(
         model_path,
         data=dataset,
         out_path=out_path,
         max_samples=max_samples,
         op_types=op_types,
+        on_note=notes.append,
         **options,
     )
     t2 = time.perf_counter()
@@ -526,4 +667,5 @@ def run_quantize(
         validate_s=t1 - t0,
         quantize_s=t2 - t1,
         summary=summarize_qdq(out, op_types=op_types),
+        notes=tuple(notes),
     )

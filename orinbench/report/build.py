@@ -21,10 +21,15 @@ from ..history.store import (
     HistoryRow,
     HistoryStore,
     default_history_path,
-    device_label,
-    model_label,
 )
-from ..history.trend import DEFAULT_METRIC, SeriesKey, StepChange, find_step_changes, series_key
+from ..history.trend import (
+    DEFAULT_METRIC,
+    SeriesKey,
+    StepChange,
+    find_step_changes,
+    result_series_key,
+    series_key,
+)
 from ..results.io import load_result
 from ..results.schema import Result
 
@@ -146,12 +151,7 @@ def build_report(
 
 
 def _result_series_key(result: Result) -> SeriesKey:
-    return SeriesKey(
-        device_label(result),
-        model_label(result),
-        result.config.precision,
-        result.environment.backend,
-    )
+    return result_series_key(result)
 
 
 def _default_name(result: Result, i: int) -> str:

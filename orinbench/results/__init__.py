@@ -9,6 +9,7 @@ from .schema import (
     Result,
     RunConfig,
     TensorSpec,
+    runtime_settings,
 )
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "TensorSpec",
     "load_result",
     "result_from_dict",
+    "runtime_settings",
     "save_result",
 ]

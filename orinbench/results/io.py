@@ -7,14 +7,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._io import atomic_write_json, require_file
+from .._io import atomic_write_json, finite_or_null, require_file
 from ..errors import ResultFormatError
 from .schema import SCHEMA_VERSION, Result
 from .upgrade import upgrade
 
 
 def save_result(result: Result, path: str | os.PathLike[str]) -> Path:
-    return atomic_write_json(path, result.to_dict())
+    """Write ``result`` atomically. A non-finite number (a NaN statistic, say) is stored as
+    ``null``: JSON has no NaN, and a result read back with one must still save."""
+    return atomic_write_json(path, finite_or_null(result.to_dict()))
 
 
 def result_from_dict(d: Any, *, source: str = "<dict>") -> Result:

@@ -1,4 +1,4 @@
-"""The result of one benchmark, as frozen dataclasses, and its JSON form (schema v1).
+"""The result of one benchmark, as frozen dataclasses, and its JSON form (schema v2).
 
 The JSON layout is documented in docs/result-schema.md; keep the two in step. Sections owned by
 other parts of orinbench (statistics, power, stages, accuracy, device fingerprint) are stored as
@@ -7,7 +7,11 @@ not need a schema change here as long as it is additive.
 
 History of the schema (one upgrade step per version in ``results/upgrade.py``):
   0 -> 1: the pre-release layout kept ``latencies_ms`` at the top level and had no ``quality``.
-  1: current.
+  1 -> 2: ``config.runtime`` (ONNX Runtime providers and intra-op threads) is required: it is part
+     of what makes two results comparable. A v1 file did not record it: the upgrade writes
+     ``null`` (unknown) for ONNX Runtime results and ``{}`` for TensorRT ones (the settings do
+     not apply there, so nothing is unknown).
+  2: current.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: names of raw sample series, all in milliseconds
 HOST_LATENCY = "latency"  # host end-to-end (inputs in, outputs out), the primary metric
@@ -109,9 +113,34 @@ class ModelRef:
         )
 
 
+def runtime_settings(
+    backend: str,
+    *,
+    providers: Sequence[str] | None = None,
+    intra_op_threads: int | None = None,
+) -> dict[str, Any]:
+    """The ``config.runtime`` section of a result made with ``backend``.
+
+    ONNX Runtime: the execution providers the session really uses (the default is the CPU
+    provider) and ``intra_op_threads`` (0: ONNX Runtime's own choice, as in its SessionOptions).
+    Other backends have no such settings: ``{}``.
+    """
+    if backend != "onnxruntime":
+        return {}
+    return {
+        "providers": list(providers) if providers else ["CPUExecutionProvider"],
+        "intra_op_threads": int(intra_op_threads or 0),
+    }
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """How the run was made: enough to repeat it. ``extra`` carries backend-specific settings."""
+    """How the run was made: enough to repeat it. ``extra`` carries backend-specific settings.
+
+    ``shapes`` are the concrete input shapes (batch included); ``runtime`` the backend's session
+    settings (:func:`runtime_settings`), ``None`` where unknown (a result upgraded from v1).
+    Both are comparability keys: the gate refuses to compare results that differ in them.
+    """
 
     backend: str
     precision: str = "fp32"
@@ -122,6 +151,7 @@ class RunConfig:
     seed: int = 0
     power_source: str = "none"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    runtime: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,6 +163,7 @@ class RunConfig:
             "input_source": self.input_source,
             "seed": self.seed,
             "power_source": self.power_source,
+            "runtime": dict(self.runtime) if self.runtime is not None else None,
             "extra": dict(self.extra),
         }
 
@@ -148,6 +179,7 @@ class RunConfig:
             seed=int(d.get("seed", 0)),
             power_source=str(d.get("power_source", "none")),
             extra=dict(d.get("extra", {})),
+            runtime=dict(d["runtime"]) if d.get("runtime") is not None else None,
         )
 
 
@@ -217,7 +249,11 @@ class Result:
             environment=Environment.from_dict(d["environment"]),
             model=ModelRef.from_dict(d["model"]),
             config=RunConfig.from_dict(d["config"]),
-            samples={k: tuple(float(x) for x in v) for k, v in (d.get("samples") or {}).items()},
+            # a sample stored as null (a non-finite value, see save_result) reads back as NaN
+            samples={
+                k: tuple(math.nan if x is None else float(x) for x in v)
+                for k, v in (d.get("samples") or {}).items()
+            },
             stats={k: dict(v) for k, v in (d.get("stats") or {}).items()},
             throughput=dict(d.get("throughput") or {}),
             stop_reason=str(q.get("stop_reason", "")),

@@ -37,8 +37,25 @@ def _v0_to_v1(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v1_to_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """v1 did not record ONNX Runtime's providers and thread count (``config.runtime``).
+
+    They are unknown (``null``) for an ONNX Runtime result, never guessed: the gate then refuses
+    to compare it with a result that knows them. A TensorRT result has none: ``{}``.
+    """
+    out = copy.deepcopy(d)
+    config = out.setdefault("config", {})
+    backend = config.get("backend") or (out.get("environment") or {}).get("backend", {})
+    if isinstance(backend, dict):
+        backend = backend.get("name", "")
+    config["runtime"] = None if backend == "onnxruntime" or not backend else {}
+    config.setdefault("shapes", {})
+    out["schema_version"] = 2
+    return out
+
+
 #: STEPS[v] upgrades a version-v dict to version v+1
-STEPS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1}
+STEPS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def upgrade(d: dict[str, Any]) -> dict[str, Any]:

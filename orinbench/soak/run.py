@@ -32,7 +32,7 @@ from .._io import require_file, sha256_file
 from ..backends.base import Runner
 from ..bench.assemble import assemble_result
 from ..bench.harness import Clock, Measurement, StopRule, Warmup, measure
-from ..bench.run import PowerSummarizer, make_feed, open_runner
+from ..bench.run import PowerSummarizer, make_feed, open_runner, runner_runtime
 from ..errors import UsageError
 from ..model.feeds import feed_warnings
 from ..results.schema import ModelRef, QualityWarning, Result, RunConfig
@@ -327,6 +327,7 @@ def soak_model(
             on_window=on_window,
         )
         backend_name, backend_version = runner.backend, runner.backend_version
+        runtime = runner_runtime(runner)
     power_section = None
     if run.power_trace is not None and run.span_s > 0:
         summarize = power_summary if power_summary is not None else summarize_power
@@ -356,6 +357,7 @@ def soak_model(
         seed=seed,
         power_source=power_source,
         extra={"transfers": transfers, "command": "soak"},
+        runtime=runtime,
     )
     env = host_environment(backend=backend_name, backend_version=backend_version, device=device)
     return assemble_result(

@@ -22,6 +22,7 @@ import onnx
 from .._io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 from ..errors import InternalError, UsageError
 from ..model.inspect import tensor_spec
+from ..model.load import verify_written_model
 from ..results.schema import TensorSpec
 
 SIZES = ("tiny", "full")
@@ -211,6 +212,8 @@ def export_model(
         if not (
             path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == digest
         ):
+            # every model orinbench writes must pass the checker and load in ONNX Runtime
+            verify_written_model(model, what=f"the zoo model {path.name}")
             atomic_write_bytes(path, data)
         paths[stage] = path
         record[stage] = {"file": path.name, "sha256": digest, "bytes": len(data)}

@@ -173,6 +173,9 @@ def build_sample_bev(
 def export_sample_bev(
     path: str | os.PathLike[str], size: str = "tiny", *, seed: int = 0, splat: str = "gather"
 ) -> Path:
-    """Write the sample model to ``path`` atomically; returns the path."""
+    """Write the sample model to ``path`` atomically, checked first; returns the path."""
+    from ..model.load import verify_written_model
+
     model = build_sample_bev(size, seed=seed, splat=splat)
+    verify_written_model(model, what=f"the sample model {Path(path).name}")
     return atomic_write_bytes(path, model.SerializeToString())
