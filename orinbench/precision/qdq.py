@@ -43,6 +43,7 @@ from ..calib.entropy import entropy_threshold
 from ..calib.specs import io_specs
 from ..errors import CalibrationError, ModelError, UsageError
 from ..model.load import load_model, verify_written_model
+from ..model.toposort import sort_topologically
 
 #: calibration methods of ``quantize_qdq`` (names of onnxruntime's CalibrationMethod)
 METHODS: dict[str, str] = {"entropy": "Entropy", "percentile": "Percentile", "minmax": "MinMax"}
@@ -508,6 +509,7 @@ def quantize_qdq(
             ) from exc
         result = onnx.load(str(out_tmp))
         prune_opset_imports(result)
+        sort_topologically(result.graph)
         summary = summarize_qdq_model(result, op_types=op_types)
         if summary.quantize_nodes == 0 and not allow_empty:
             raise ModelError(
