@@ -100,3 +100,40 @@ def test_event_timer_is_reusable(layer) -> None:
         timer.record_stop()
         layer.stream_synchronize(stream)
         assert 0.0 <= timer.elapsed_ms() < 1.0
+
+
+def _find_cudart() -> str | None:
+    import ctypes.util
+    import glob
+    import site
+
+    for base in [*site.getsitepackages(), *sys.path]:
+        hits = sorted(glob.glob(f"{base}/nvidia/cu*/lib/libcudart.so*")) + sorted(
+            glob.glob(f"{base}/nvidia/cuda_runtime/lib/libcudart.so*")
+        )
+        if hits:
+            return hits[-1]
+    for pattern in ("/usr/local/cuda/lib64/libcudart.so*", "/usr/lib/*/libcudart.so*"):
+        hits = sorted(glob.glob(pattern))
+        if hits:
+            return hits[-1]
+    return ctypes.util.find_library("cudart")
+
+
+def test_the_runtime_last_error_is_cleared_through_the_loaded_cudart(layer) -> None:
+    """The mechanism behind clearing a failed capture's error: a real CUDA runtime error left as
+    the thread's last error is read and cleared by the layer, through the libcudart.so that is
+    mapped into the process (as TensorRT's would be), and is gone afterwards."""
+    import ctypes
+
+    path = _find_cudart()
+    if path is None:
+        pytest.skip("no libcudart.so to load on this machine")
+    cudart = ctypes.CDLL(path)
+    cudart.cudaSetDevice.argtypes, cudart.cudaSetDevice.restype = [ctypes.c_int], ctypes.c_int
+    assert cudart.cudaSetDevice(10_000) != 0  # an invalid device: sets the last error
+    fresh = PyCudaLayer()  # looks up /proc/self/maps now that the runtime is mapped
+    assert fresh.clear_last_error() == "cudaErrorInvalidDevice"
+    assert fresh.clear_last_error() is None
+    cudart.cudaGetLastError.restype = ctypes.c_int
+    assert cudart.cudaGetLastError() == 0
