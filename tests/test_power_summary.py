@@ -301,7 +301,8 @@ def test_sample_count_warning_starts_below_five():
     w = power_warnings(_summary(samples=MIN_WINDOW_SAMPLES - 1))
     assert [x.code for x in w] == ["power-sampling"]
     assert w[0].message.startswith("only 4 distinct power readings from sysfs in the 10 s window")
-    assert "only 0 distinct" in power_warnings({"source": "x"})[0].message
+    (bare,) = power_warnings({"source": "x"})  # a section without counts: nothing assumed
+    assert bare.message.startswith("only 0 distinct power readings from x in the 0 s window")
 
 
 def test_short_window_warning_counts_sensor_refreshes():

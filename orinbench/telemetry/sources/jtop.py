@@ -433,8 +433,9 @@ class JtopPowerSource(PowerSource):
         notes.extend(sensor_notes(self.sensor_update_s, self.sensor_samples, dropped))
         if not self._total_of and samples:
             _, self._total_of = total_from_rails(samples[-1].rails)
-        # the service delivers every `si` s at best, the sensor refreshes every update_interval
-        period = max(self.period_s, float(si)) if si else self.period_s
+        # readings arrive every `si` s (the service's interval, whatever was requested); the sensor
+        # refreshes every update_interval
+        period = float(si) if si else self.period_s
         return PowerTrace(
             source=self.name,
             samples=samples,

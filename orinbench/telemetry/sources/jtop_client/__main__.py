@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _emit(
                     {
                         "error": f"jtop stopped sampling: no data from jtop.service for "
-                        f"{3 * asked:g} s (three of its intervals)"
+                        f"{3 * asked:g} s"
                     }
                 )
                 return EXIT_ERROR
