@@ -170,7 +170,8 @@ def test_old_jetson_stats_is_refused_with_the_upgrade_as_fix(tmp_path, monkeypat
     for rel, text in FAKE_OLD_JTOP.items():
         (tmp_path / "pkgs" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "pkgs" / rel).write_text(text)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pkgs"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pkgs"))  # for the child
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))  # found (never imported) by this process
     sock = tmp_path / "jtop.sock"
     sock.write_text("")
     ok, why = probe_jtop(socket_path=str(sock))
