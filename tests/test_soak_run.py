@@ -256,6 +256,8 @@ def test_soak_on_the_simulated_board_sees_the_clock_drop_and_the_heat(tmp_path: 
     # the heat-up ends at 0.6 s: the steady state starts with the window that begins then
     assert s["steady_state_s"] is not None and 0.5 <= s["steady_state_s"] <= 0.85
     assert run.conditions_trace is not None and run.conditions_trace.trip_points_c["tj"] == 95.5
+    # the merged power trace keeps the sensor's resolution (INA3221 430 ms on the fake board)
+    assert run.power_trace is not None and run.power_trace.resolution_s == 0.43
 
 
 def test_soak_model_runs_a_real_onnx_model_and_fills_the_result(

@@ -30,10 +30,17 @@ from telemetry_fakes import FakeBoard  # noqa: E402
 
 from orinbench import _lazy  # noqa: E402
 from orinbench.errors import PowerSourceError  # noqa: E402
-from orinbench.telemetry.power import summarize_power  # noqa: E402
+from orinbench.telemetry.power import power_warnings, summarize_power  # noqa: E402
+from orinbench.telemetry.powertrace import total_from_rails  # noqa: E402
 from orinbench.telemetry.select import open_power_source  # noqa: E402
 from orinbench.telemetry.sources.jtop import (  # noqa: E402
+    TOO_OLD,
     JtopPowerSource,
+    UnsupportedJtopError,
+    _worker_cmd,
+    _worker_env,
+    fix_for,
+    jetson_stats_supported,
     parse_jtop_power,
     probe_jtop,
 )
@@ -56,6 +63,14 @@ esac
 
 
 # -- no server needed ----------------------------------------------------------------------------
+JTOP_FORMATS = FIXTURES / "jtop"
+
+
+def recorded(name: str):
+    power = json.loads((JTOP_FORMATS / name).read_text())["power"]
+    return tuple(power) if isinstance(power, list) else power  # 4.0/4.1 return a tuple
+
+
 def test_parse_power_of_jetson_stats_7_with_vdd_in_as_total():
     power = {
         "rail": {
@@ -67,27 +82,108 @@ def test_parse_power_of_jetson_stats_7_with_vdd_in_as_total():
                 "online": True,
             },
             "VDD_SOC": {"volt": 5000, "curr": 300, "power": 1500, "avg": 1500, "online": True},
-            "OFFLINE": {"power": 9999, "avg": 9999, "online": False},
+            "VDD_OFF": {"power": 9999, "avg": 9999, "online": False},
         },
         "tot": {"volt": 5000, "curr": 1600, "power": 8000, "avg": 6000, "name": "VDD_IN"},
     }
-    total, rails, name = parse_jtop_power(power)
-    assert total == 8.0  # 'power', never the running 'avg'
-    assert name == "VDD_IN"
-    assert rails == {"VDD_CPU_GPU_CV": 2.0, "VDD_SOC": 1.5, "VDD_IN": 8.0}
+    p = parse_jtop_power(power)
+    assert p.total_w == 8.0  # 'power', never the running 'avg'
+    assert p.total_of.startswith("VDD_IN rail")
+    assert p.rails == {"VDD_CPU_GPU_CV": 2.0, "VDD_SOC": 1.5, "VDD_IN": 8.0}
+    assert p.dropped == ("VDD_OFF",)
 
 
-def test_parse_power_of_jetson_stats_7_agx_sum_and_4_0_tuple():
-    total, rails, name = parse_jtop_power(
-        {"rail": {"VDD_GPU_SOC": {"power": 6000, "avg": 1}}, "tot": {"power": 6000, "avg": 1}}
-    )
-    assert (total, rails, name) == (6.0, {"VDD_GPU_SOC": 6.0}, None)
-    total, rails, name = parse_jtop_power(
-        ({"cur": 4900, "avg": 4000}, {"VDD_SOC": {"cur": 1200, "avg": 1000}})
-    )
-    assert (total, rails, name) == (4.9, {"VDD_SOC": 1.2}, None)
-    with pytest.raises(ValueError):
+def test_agx_orin_usb_c_pd_supply_is_not_a_rail_nor_in_the_total():
+    # jetson-stats 4.2-7.2.0 list the UCSI USB-C PD supply as rail '1-00081' and sum it into
+    # 'tot' (96.4 W here); the INA3221 rails sum to 31.4 W, as sysfs and tegrastats would say
+    power = recorded("agx_orin_usb_pd_4.2-7.2.0.json")
+    assert power["tot"]["power"] == 96396 and "name" not in power["tot"]
+    p = parse_jtop_power(power)
+    ina = ("VDDQ_VDD2_1V8AO", "VDD_CPU_CV", "VDD_GPU_SOC", "VIN_SYS_5V0")
+    assert set(p.rails) == set(ina)
+    assert p.total_w == pytest.approx((2116 + 2366 + 21481 + 5433) / 1000)
+    assert (p.total_w, p.total_of) == total_from_rails(p.rails)  # one total for every source
+    assert p.dropped == ("1-00081",)
+
+
+def test_power_supply_entries_are_told_apart_by_status_and_name():
+    ina = {"power": 1000, "avg": 1000, "online": True, "volt": 5000, "curr": 200}
+    power = {
+        "rail": {
+            "VDD_GPU_SOC": ina,
+            # a charger-like supply: 'status' and 'online' files, named after its folder
+            "BAT0": {**ina, "status": "Charging"},
+            "ucsi-source-psy-1-00082": ina,
+            "usb": ina,
+        },
+        "tot": {"power": 4000, "avg": 4000},
+    }
+    p = parse_jtop_power(power)
+    assert p.rails == {"VDD_GPU_SOC": 1.0} and p.total_w == 1.0
+    assert p.dropped == ("BAT0", "ucsi-source-psy-1-00082", "usb")
+    with pytest.raises(ValueError, match="no INA3221 rails"):
+        parse_jtop_power({"rail": {"usb": ina}, "tot": {"power": 1000}})
+    with pytest.raises(ValueError, match="no INA3221 rails"):
         parse_jtop_power({"rail": {}, "tot": {}})
+    with pytest.raises(ValueError, match="unexpected jtop power structure"):
+        parse_jtop_power([1, 2])
+
+
+def test_jetson_stats_4_0_is_refused_not_read_as_vin_sys_5v0():
+    # 4.0's total is VIN_SYS_5V0 alone (5.4 W) and its rail names are rewritten
+    power = recorded("agx_orin_4.0.0.json")
+    assert power[0] == {"cur": 5432, "avg": 4379} and "GPU SOC" in power[1]
+    with pytest.raises(UnsupportedJtopError, match=r"4\.0/4\.1"):
+        parse_jtop_power(power)
+    assert "jetson-stats>=4.2" in fix_for(TOO_OLD, "other")
+    assert fix_for("jtop.service is not running", "other") == "other"
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [
+        ("4.0.0", False),
+        ("4.0.0rc1", False),
+        ("4.1.5", False),
+        ("4.2.0", True),
+        ("4.2.12", True),
+        ("7.2.2", True),
+        ("10.0", True),
+        ("unknown", False),
+        ("", False),
+    ],
+)
+def test_supported_jetson_stats_versions(version, ok):
+    assert jetson_stats_supported(version) is ok
+
+
+FAKE_OLD_JTOP = {
+    "jtop/__init__.py": '__version__ = "4.1.5"\n\n\nclass jtop:  # never reached: refused first\n'
+    "    def __init__(self, interval=1.0):\n"
+    "        raise AssertionError('an unsupported jetson-stats must not be used')\n",
+    "jtop/service.py": 'JTOP_PIPE = "/run/jtop.sock"\n',
+}
+
+
+def test_old_jetson_stats_is_refused_with_the_upgrade_as_fix(tmp_path, monkeypatch):
+    # a stand-in for an installed jetson-stats 4.1.5: only its version string matters here
+    for rel, text in FAKE_OLD_JTOP.items():
+        (tmp_path / "pkgs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkgs" / rel).write_text(text)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pkgs"))  # for the child
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))  # found (never imported) by this process
+    sock = tmp_path / "jtop.sock"
+    sock.write_text("")
+    ok, why = probe_jtop(socket_path=str(sock))
+    assert not ok and "jetson-stats 4.1.5 is not supported" in why and TOO_OLD in why
+    with pytest.raises(PowerSourceError) as exc:
+        open_power_source("jtop", jtop_socket=str(sock))
+    assert exc.value.exit_code == 2
+    assert "jetson-stats>=4.2" in exc.value.fix and "restart jtop.service" in exc.value.fix
+    src = JtopPowerSource(period_s=0.1, socket_path=str(sock), connect_timeout_s=30)
+    with pytest.raises(PowerSourceError) as exc:
+        src.start()
+    assert "jetson-stats>=4.2" in str(exc.value)
 
 
 def test_service_not_running_is_unavailable(tmp_path):
@@ -209,7 +305,7 @@ def test_jtop_source_on_orin_nx_follows_the_board(jtop_server):
     assert ok, info
     start_method = multiprocessing.get_start_method(allow_none=True)
     had_jtop = "jtop" in sys.modules
-    src, note = open_power_source("jtop", period_s=0.1, jtop_socket=sock)
+    src, note = open_power_source("jtop", period_s=0.1, jtop_socket=sock, root=str(board.root))
     assert src is not None and note.startswith("jtop:")
     src.start()
     time.sleep(0.6)
@@ -221,7 +317,10 @@ def test_jtop_source_on_orin_nx_follows_the_board(jtop_server):
     assert set(totals) == {5.0, 15.0}
     assert trace.samples[-1].rails["VDD_SOC"] == pytest.approx(1.5)
     assert "VDD_IN" in trace.total_of
-    assert trace.period_s_achieved is not None and 0.05 < trace.period_s_achieved < 0.3
+    # the service reads every 0.1 s, but the INA3221 refreshes every 0.43 s: repeats are dropped
+    assert (trace.sensor_update_s, trace.resolution_s) == (0.43, 0.43)
+    assert trace.repeats_dropped > 0
+    assert trace.period_s_achieved is not None and 0.1 < trace.period_s_achieved < 0.6
     assert any(n.startswith("jetson-stats ") for n in trace.notes)
     s = summarize_power(trace, inferences=100, window_s=trace.duration_s)
     assert 5.0 < s["mean_w"] < 15.0
@@ -239,7 +338,7 @@ def test_jtop_source_on_agx_orin_sums_the_rails(jtop_server):
     board.set_rail("VDD_CPU_CV", mv=5000, ma=400)  # 2 W
     board.set_rail("VIN_SYS_5V0", mv=5000, ma=700)  # 3.5 W
     board.set_rail("VDDQ_VDD2_1V8AO", mv=1800, ma=500)  # 0.9 W
-    src = JtopPowerSource(period_s=0.1, socket_path=sock)
+    src = JtopPowerSource(period_s=0.1, socket_path=sock, root=board.root)
     src.start()
     time.sleep(0.4)
     trace = src.stop()
@@ -250,7 +349,74 @@ def test_jtop_source_on_agx_orin_sums_the_rails(jtop_server):
         "VIN_SYS_5V0",
         "VDDQ_VDD2_1V8AO",
     }
-    assert "sum of the rails" in trace.total_of
+    # the same phrase as the sysfs source on the same board
+    assert trace.total_of.startswith("sum of rails VDDQ_VDD2_1V8AO+VDD_CPU_CV+VDD_GPU_SOC+VIN_SYS")
+    assert trace.total_of.endswith(" via jtop")
+    assert any("jtop's own 'tot' is not used" in n for n in trace.notes)
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@pytest.mark.parametrize("jtop_server", ["agx-orin-64gb"], indirect=True)
+def test_jtop_source_with_a_usb_c_pd_supply_on_agx_orin(jtop_server):
+    # the UCSI folder of the AGX Orin devkit's USB-C PD input (name from jetson_stats#428);
+    # the installed jetson-stats (7.2.2) already skips it, 4.2-7.2.0 added it to 'tot' (the
+    # recorded-format test above covers those); either way orinbench sums only the INA3221 rails
+    board, sock, _ = jtop_server
+    psy = board.path("/sys/class/power_supply/ucsi-source-psy-1-00081")
+    for name, value in {
+        "type": "USB",
+        "online": "1",
+        "voltage_now": "20000000",
+        "current_now": "3250000",
+        "current_max": "3250000",
+    }.items():
+        board.write(psy / name, value + "\n")
+    for rail in board.rails:
+        board.set_rail(rail, mv=5000, ma=200)  # 1 W each
+    src = JtopPowerSource(period_s=0.1, socket_path=sock, root=board.root)
+    src.start()
+    time.sleep(0.3)
+    trace = src.stop()
+    assert all(s.total_w == pytest.approx(4.0) for s in trace.samples)
+    assert not any("1-00081" in r for s in trace.samples for r in s.rails)
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_a_slower_shared_service_does_not_stop_the_run(jtop_server):
+    # another client connected first and set the service's interval to 0.5 s; orinbench asks for
+    # 0.1 s, so jtop's ok() would give up after 0.3 s without data although the service is fine
+    board, sock, _ = jtop_server
+    board.set_rail("VDD_IN", mv=5000, ma=1000)  # 5 W
+    other = subprocess.Popen(
+        _worker_cmd(0.5, sock, probe=False),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=_worker_env(),
+    )
+    try:
+        hello = json.loads(other.stdout.readline())
+        assert hello["hello"]["interval"] == 0.5
+        src = JtopPowerSource(period_s=0.1, socket_path=sock, root=board.root)
+        src.start()
+        time.sleep(1.0)
+        board.set_rail("VDD_IN", ma=2000)  # 10 W
+        time.sleep(1.0)
+        trace = src.stop()
+    finally:
+        other.stdin.close()
+        other.wait(timeout=20)
+        other.stdout.close()
+    assert src.server_interval_s == 0.5
+    assert any("samples every 0.5 s" in n for n in trace.notes)
+    assert {round(s.total_w, 3) for s in trace.samples} == {5.0, 10.0}
+    assert trace.resolution_s == 0.5  # max(service 0.5 s, sensor 0.43 s)
+    assert trace.period_s_achieved is not None and 0.4 < trace.period_s_achieved < 0.7
+    s = summarize_power(trace, inferences=10, window_s=trace.duration_s)
+    assert not any("sampled every" in w.message for w in power_warnings(s))
 
 
 @pytest.mark.root

@@ -16,9 +16,18 @@ from telemetry_fakes import FakeBoard  # noqa: E402
 
 from orinbench.bench.harness import StopRule, Warmup, measure  # noqa: E402
 from orinbench.errors import PowerSourceError  # noqa: E402
-from orinbench.telemetry.power import PowerTrace, measure_idle, summarize_power  # noqa: E402
+from orinbench.telemetry.power import (  # noqa: E402
+    PowerTrace,
+    measure_idle,
+    power_warnings,
+    summarize_power,
+)
 from orinbench.telemetry.select import open_power_source  # noqa: E402
-from orinbench.telemetry.sources.sysfs import SysfsPowerSource, find_ina3221_rails  # noqa: E402
+from orinbench.telemetry.sources.sysfs import (  # noqa: E402
+    SysfsPowerSource,
+    find_ina3221_rails,
+    find_ina3221_timing,
+)
 
 # rail names per NVIDIA's Jetson Orin power documentation (INA3221 channel labels)
 EXPECTED_RAILS = {
@@ -37,7 +46,8 @@ def test_rails_found_without_nc_sum_channel_or_duplicates(tmp_path, kind):
 
 
 def test_nx_total_is_vdd_in_and_follows_changes_during_the_run(tmp_path):
-    board = FakeBoard(tmp_path, "orin-nx-16gb")
+    # a monitor set to refresh every 1 ms (1 sample): every 20 ms poll sees a new conversion
+    board = FakeBoard(tmp_path, "orin-nx-16gb", ina_update_ms=1, ina_samples=1)
     board.set_rail("VDD_IN", mv=5000, ma=1000)  # 5 W
     board.set_rail("VDD_SOC", mv=5000, ma=300)  # 1.5 W, part of VDD_IN: not added
     src = SysfsPowerSource(period_s=0.02, root=tmp_path)
@@ -186,3 +196,67 @@ def test_harness_starts_and_stops_the_source_around_the_window(tmp_path):
     s = summarize_power(m.power_trace, inferences=m.iterations, window_s=m.wall_s)
     assert s["mean_w"] == pytest.approx(8.0)
     assert s["energy"]["mj_per_inference"] == pytest.approx(8.0 * m.wall_s * 1000 / m.iterations)
+
+
+# -- the INA3221 conversion window (audit defect 6) ----------------------------------------------
+# nvpower.sh sets samples 512 / update_interval 430 on Orin: FakeBoard writes those files by
+# default. Verified on fake sysfs trees only, never on a real Orin.
+
+
+def test_a_430_ms_sensor_polled_every_50_ms_keeps_one_reading_per_refresh(tmp_path):
+    board = FakeBoard(tmp_path, "orin-nx-16gb")  # update_interval 430, samples 512
+    board.set_rail("VDD_IN", mv=5000, ma=1000)  # 5 W
+    src = SysfsPowerSource(period_s=0.05, root=tmp_path)
+    assert (src.sensor_update_s, src.sensor_samples) == (0.43, 512)
+    assert "refreshes every 0.43 s" in src.describe()
+    src.start()
+    time.sleep(0.6)
+    board.set_rail("VDD_IN", ma=2000)  # 10 W: a new conversion
+    time.sleep(0.6)
+    trace = src.stop()
+    assert (trace.sensor_update_s, trace.sensor_samples, trace.resolution_s) == (0.43, 512, 0.43)
+    # ~24 polls, but only new values or readings a refresh apart are kept
+    assert trace.repeats_dropped >= 12
+    assert len(trace.samples) <= 6
+    ts = [s.t_s for s in trace.samples]
+    for a, b, sa, sb in zip(ts, ts[1:], trace.samples, trace.samples[1:], strict=False):
+        if sa.total_w == sb.total_w:
+            assert b - a >= 0.43  # an equal reading is kept only once a refresh has passed
+    assert trace.samples[0].total_w == 5.0 and trace.samples[-1].total_w == 10.0
+    assert any("update_interval" in n and "dropped" in n for n in trace.notes)
+    # the achieved period is that of the distinct readings, near the sensor's
+    assert trace.period_s_achieved is not None and trace.period_s_achieved > 0.3
+    s = summarize_power(trace, inferences=10, window_s=trace.duration_s)
+    assert s["resolution_s"] == 0.43 and s["sensor_samples"] == 512
+    assert s["samples"] == len([t for t in ts if 0 <= t <= trace.duration_s])
+    msgs = [w.message for w in power_warnings(s)]
+    # a 1.2 s window holds fewer than 5 refreshes ...
+    assert any("shorter than 5 refreshes" in m for m in msgs)
+    # ... but a 0.43 s period is the sensor, not a slow source
+    assert not any("sampled every" in m for m in msgs)
+
+
+def test_without_update_interval_nothing_is_dropped_and_resolution_is_unknown(tmp_path):
+    board = FakeBoard(tmp_path, "orin-nano-8gb", ina_update_ms=None, ina_samples=None)
+    board.set_rail("VDD_IN", mv=5000, ma=1000)
+    src = SysfsPowerSource(period_s=0.02, root=tmp_path)
+    src.start()
+    time.sleep(0.15)
+    trace = src.stop()
+    assert trace.sensor_update_s is None and trace.resolution_s is None
+    assert trace.repeats_dropped == 0 and len(trace.samples) >= 5
+    assert any("unreadable" in n for n in trace.notes)
+
+
+def test_timing_of_several_monitors_is_the_slowest(tmp_path):
+    board = FakeBoard(tmp_path, "agx-orin-64gb")  # two monitors, 1-0040 and 1-0041
+    assert find_ina3221_timing(tmp_path) == (0.43, 512)
+    second = board.path("/sys/bus/i2c/devices/1-0041/hwmon/hwmon2")
+    board.write(second / "update_interval", "860\n")
+    board.write(second / "samples", "1024\n")
+    assert find_ina3221_timing(tmp_path) == (0.86, 1024)
+    (second / "samples").unlink()  # one monitor without the file: the count is unknown
+    assert find_ina3221_timing(tmp_path) == (0.86, None)
+    board.write(second / "update_interval", "0\n")  # nonsense is not a resolution
+    assert find_ina3221_timing(tmp_path)[0] is None
+    assert find_ina3221_timing(tmp_path / "nothing") == (None, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import sys
 import time
@@ -141,3 +142,23 @@ def test_auto_falls_back_to_tegrastats_when_sysfs_has_no_rails(tmp_path, fake_te
     src.start()
     time.sleep(0.1)
     assert src.stop().samples
+
+
+def test_tegrastats_faster_than_the_ina3221_keeps_one_line_per_refresh(fake_tegrastats, tmp_path):
+    # tegrastats reads the same INA3221 as sysfs: with --interval 50 its lines repeat a value
+    # until the chip refreshes (430 ms on the fake board, as nvpower.sh sets it); verified on a
+    # fake tree and a stand-in tegrastats only
+    board = FakeBoard(tmp_path / "board", "orin-nx-16gb")
+    exe = fake_tegrastats(LINES / "orin_nx_jp6.txt")
+    src = TegrastatsPowerSource(period_s=0.05, binary=exe, root=board.root)
+    assert (src.sensor_update_s, src.sensor_samples) == (0.43, 512)
+    src.start()
+    time.sleep(1.0)
+    trace = src.stop()
+    assert (trace.sensor_update_s, trace.resolution_s) == (0.43, 0.43)
+    assert trace.repeats_dropped >= 10  # ~20 lines, a new value at most every 0.43 s
+    ts = [s.t_s for s in trace.samples]
+    assert all(b - a >= 0.43 for a, b in itertools.pairwise(ts[1:]))  # 17.862 repeats
+    assert trace.samples[-1].total_w == 17.862
+    assert any("dropped" in n for n in trace.notes)
+    assert trace.period_s_achieved is not None and trace.period_s_achieved >= 0.43

@@ -100,15 +100,11 @@ def _window_conditions(
 
 
 def _shift_power(trace: PowerTrace, by: float, *, duration_s: float) -> PowerTrace:
-    return PowerTrace(
-        source=trace.source,
+    # replace() keeps every other field (the sensor's resolution, the repeats dropped, ...)
+    return replace(
+        trace,
         samples=tuple(PowerSample(s.t_s - by, s.total_w, s.rails) for s in trace.samples),
-        period_s_requested=trace.period_s_requested,
-        period_s_achieved=trace.period_s_achieved,
         duration_s=duration_s,
-        total_of=trace.total_of,
-        notes=trace.notes,
-        energy_counter_j=trace.energy_counter_j,
     )
 
 

@@ -1,9 +1,12 @@
-"""Power sampling beside the measured window, and the numbers made from it.
+"""The numbers made from a power trace: the result's ``power`` section and its quality warnings.
 
-A power source (:class:`PowerSource`) is started right before the measured window and stopped right
-after it; it samples in a background thread or process, so the timed loop never waits on it. What it
-returns is a :class:`PowerTrace`: timestamped samples (watts per rail and in total) and the sample
-period really achieved. :func:`summarize_power` turns a trace into the result's ``power`` section.
+A power source (:class:`PowerSource`, defined with :class:`PowerTrace` in :mod:`.powertrace`) is
+started right before the measured window and stopped right after it; it samples in a background
+thread or process, so the timed loop never waits on it. What it returns is a :class:`PowerTrace`:
+timestamped samples (watts per rail and in total) and the sample period really achieved.
+:func:`summarize_power` turns a trace into the result's ``power`` section and
+:func:`power_warnings` says when that section is too coarse to trust. This module also re-exports
+the source types and :func:`open_power_source` so that callers need one import.
 
 How energy is computed (the window edges)
 ------------------------------------------
@@ -16,255 +19,60 @@ extrapolated. ``mean_w`` is that energy divided by ``window_s`` (a time-weighted
 irregular sampling); ``p95_w`` and ``peak_w`` come from the samples inside the window (linear
 interpolation between order statistics for P95).
 
+The INA3221 monitors of an Orin refresh only every ~0.43 s (see :mod:`.powertrace`): a window of
+fewer than :data:`MIN_WINDOW_CONVERSIONS` refreshes holds too few real values for its energy, P95
+and peak to mean much, and is warned about.
+
 Timestamps are ``time.monotonic()`` (CLOCK_MONOTONIC, shared by all processes on Linux), relative to
 the moment sampling started, just before ``start()`` returns.
 """
 
 from __future__ import annotations
 
-import abc
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ..errors import PowerSourceError, UsageError
 from ..results.schema import QualityWarning
-from ._sampler import PeriodicSampler, SamplerStopped
+from .powertrace import (
+    INPUT_RAILS,
+    PollingPowerSource,
+    PowerSample,
+    PowerSource,
+    PowerTrace,
+    achieved_period,
+    drop_repeats,
+    measure_idle,
+    total_from_rails,
+)
+from .select import open_power_source
 
-#: rails that measure the whole module input; when present they are the total, not a summand
-INPUT_RAILS: tuple[str, ...] = ("VDD_IN", "POM_5V_IN")
+__all__ = [
+    "INPUT_RAILS",
+    "MIN_WINDOW_CONVERSIONS",
+    "MIN_WINDOW_SAMPLES",
+    "SLOW_PERIOD_FACTOR",
+    "PollingPowerSource",
+    "PowerSample",
+    "PowerSource",
+    "PowerTrace",
+    "achieved_period",
+    "drop_repeats",
+    "measure_idle",
+    "open_power_source",
+    "power_warnings",
+    "summarize_power",
+    "total_from_rails",
+]
+
 #: fewer power samples than this inside the window give a "power-sampling" quality warning
 MIN_WINDOW_SAMPLES = 5
-#: an achieved period this many times the requested one gives a "power-sampling" warning
+#: a window shorter than this many sensor refreshes gives a "power-sampling" quality warning
+MIN_WINDOW_CONVERSIONS = 5
+#: an achieved period this many times the expected one gives a "power-sampling" warning
 SLOW_PERIOD_FACTOR = 2.0
-
-
-@dataclass(frozen=True)
-class PowerSample:
-    """One reading: seconds since ``start()``, total watts, and watts per rail."""
-
-    t_s: float
-    total_w: float
-    rails: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PowerTrace:
-    """The samples of one start()/stop() window.
-
-    ``samples`` may hold one sample just before 0 and one just after ``duration_s`` (the edges).
-    ``period_s_achieved`` is the median interval between samples (None with fewer than two).
-    ``total_of`` says what ``total_w`` measures (e.g. the VDD_IN rail, or a sum of rails).
-    ``energy_counter_j`` is the energy the hardware counter reported between start() and stop(),
-    where the source has one (NVML), else None.
-    """
-
-    source: str
-    samples: tuple[PowerSample, ...]
-    period_s_requested: float
-    period_s_achieved: float | None
-    duration_s: float = 0.0
-    total_of: str = ""
-    notes: tuple[str, ...] = ()
-    energy_counter_j: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "period_s_requested": self.period_s_requested,
-            "period_s_achieved": self.period_s_achieved,
-            "duration_s": self.duration_s,
-            "total_of": self.total_of,
-            "notes": list(self.notes),
-            "energy_counter_j": self.energy_counter_j,
-            "samples": [
-                {"t_s": s.t_s, "total_w": s.total_w, "rails": dict(s.rails)} for s in self.samples
-            ],
-        }
-
-
-def achieved_period(times: Sequence[float]) -> float | None:
-    """Median interval between consecutive sample times, or None with fewer than two samples."""
-    if len(times) < 2:
-        return None
-    diffs = np.diff(np.sort(np.asarray(times, dtype=np.float64)))
-    diffs = diffs[diffs > 0]
-    return float(np.median(diffs)) if diffs.size else None
-
-
-def total_from_rails(rails: Mapping[str, float]) -> tuple[float, str]:
-    """The total power of a set of rails and a phrase saying what it is.
-
-    On Orin NX and Orin Nano the ``VDD_IN`` rail measures the module input, so it *is* the total
-    (the other rails are parts of it). On AGX Orin no rail measures the input, so the total is the
-    sum of the rails. Neither includes the carrier board.
-    """
-    for name in INPUT_RAILS:
-        if name in rails:
-            return float(rails[name]), f"{name} rail (module input; carrier board not included)"
-    names = "+".join(sorted(rails))
-    return float(sum(rails.values())), f"sum of rails {names} (module; carrier board not included)"
-
-
-class PowerSource(abc.ABC):
-    """Samples power between :meth:`start` and :meth:`stop` without blocking the caller.
-
-    A source can be started and stopped several times (idle measurement, then the run). Use it as a
-    context manager or call :meth:`close` to release what it holds (processes, NVML).
-    """
-
-    name: ClassVar[str] = "power"
-
-    def __init__(self, *, period_s: float) -> None:
-        if not period_s > 0:
-            raise UsageError(
-                f"power sample period must be > 0 seconds, not {period_s}",
-                fix="pass e.g. --power-period 0.05",
-            )
-        self.period_s = float(period_s)
-
-    @abc.abstractmethod
-    def start(self) -> None:
-        """Begin sampling; returns once sampling runs (the window starts when this returns)."""
-
-    @abc.abstractmethod
-    def stop(self) -> PowerTrace:
-        """End sampling and return the trace; raises PowerSourceError if sampling broke off."""
-
-    def describe(self) -> str:
-        """One line about what this source reads, for the 'power: ...' note."""
-        return f"every {self.period_s:g} s"
-
-    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
-        """Release anything held between windows."""
-
-    def __enter__(self) -> PowerSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class PollingPowerSource(PowerSource):
-    """A source read by a background thread every ``period_s`` (sysfs files, NVML calls).
-
-    It reads once synchronously in :meth:`start` (so that a broken source fails before the window,
-    and so that there is a sample at t = 0) and once in :meth:`stop` (a sample at the end); see
-    :class:`~orinbench.telemetry._sampler.PeriodicSampler` for the schedule.
-    """
-
-    #: what the total measures; set by subclasses
-    total_of: str = ""
-
-    def __init__(self, *, period_s: float) -> None:
-        super().__init__(period_s=period_s)
-        self._sampler: PeriodicSampler[tuple[float, dict[str, float]]] | None = None
-        self._counter0: float | None = None
-
-    # -- hooks ---------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def read(self) -> tuple[float, dict[str, float]]:
-        """One reading: (total watts, watts per rail). Raise OSError/PowerSourceError on failure."""
-
-    def _open(self) -> None:
-        """Acquire what reading needs (called by start)."""
-
-    def _release(self) -> None:
-        """Release what _open acquired (called by stop, also after a failure)."""
-
-    def _energy_counter_j(self) -> float | None:
-        """A hardware energy counter in joules, where the source has one."""
-        return None
-
-    def _notes(self) -> tuple[str, ...]:
-        return ()
-
-    def _failed(self, what: str, exc: BaseException) -> PowerSourceError:
-        if isinstance(exc, PowerSourceError):
-            return exc
-        return PowerSourceError(
-            what,
-            why=str(exc) or type(exc).__name__,
-            fix="check the sensor, or choose another --power source",
-        )
-
-    # -- sampling ------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._sampler is not None:
-            raise PowerSourceError(
-                f"{self.name} power source is already started",
-                fix="call stop() before starting it again",
-            )
-        self._open()
-        sampler = PeriodicSampler(self.read, period_s=self.period_s, name=f"power-{self.name}")
-        try:
-            self._counter0 = self._energy_counter_j()
-            sampler.start()
-        except Exception as exc:
-            self._release()
-            raise self._failed(
-                f"{self.name} power source failed on its first reading", exc
-            ) from exc
-        self._sampler = sampler
-
-    def stop(self) -> PowerTrace:
-        sampler, self._sampler = self._sampler, None
-        if sampler is None:
-            raise PowerSourceError(
-                f"{self.name} power source was not started", fix="call start() first"
-            )
-        try:
-            readings = sampler.stop()
-            counter1 = self._energy_counter_j()
-        except SamplerStopped as exc:
-            raise self._failed(
-                f"{self.name} power sampling stopped {exc.at_s:.2f} s into the window", exc.cause
-            ) from exc.cause
-        except Exception as exc:
-            raise self._failed(f"{self.name} power source failed on its last reading", exc) from exc
-        finally:
-            self._release()
-        t0 = sampler.t0
-        samples = tuple(
-            PowerSample(t_s=t - t0, total_w=total, rails=rails) for t, (total, rails) in readings
-        )
-        energy = None
-        if self._counter0 is not None and counter1 is not None:
-            energy = counter1 - self._counter0
-        return PowerTrace(
-            source=self.name,
-            samples=samples,
-            period_s_requested=self.period_s,
-            period_s_achieved=achieved_period([s.t_s for s in samples]),
-            duration_s=sampler.t_stop - t0,
-            total_of=self.total_of,
-            notes=self._notes(),
-            energy_counter_j=energy,
-        )
-
-
-def measure_idle(source: PowerSource, seconds: float) -> PowerTrace:
-    """Sample ``source`` for ``seconds`` while nothing runs (idle power, before the run)."""
-    if not seconds > 0:
-        raise UsageError(
-            f"idle seconds must be > 0, not {seconds}", fix="pass e.g. --idle-seconds 5"
-        )
-    source.start()
-    try:
-        time.sleep(seconds)
-    except BaseException:
-        source.stop()
-        raise
-    return source.stop()
 
 
 # -- summary -------------------------------------------------------------------------------------
@@ -313,8 +121,12 @@ def _mean_over(trace: PowerTrace) -> float:
             fix="lengthen --idle-seconds or lower --power-period",
         )
     span = trace.duration_s
-    if span <= 0:
-        return float(np.mean(w))
+    if not span > 0:
+        # an idle mean over no time is undefined; a plain sample mean would hide a broken idle run
+        raise PowerSourceError(
+            f"the idle power trace from {trace.source} lasted {span:g} s",
+            fix="measure idle for a positive time (--idle-seconds 5)",
+        )
     return _integrate(t, w, 0.0, span) / span
 
 
@@ -373,6 +185,9 @@ def summarize_power(
         "total_of": trace.total_of,
         "period_s": _r(trace.period_s_achieved, 6) if trace.period_s_achieved else None,
         "period_s_requested": trace.period_s_requested,
+        "resolution_s": trace.resolution_s,
+        "sensor_samples": trace.sensor_samples,
+        "repeats_dropped": trace.repeats_dropped,
         "samples": int(np.count_nonzero((t >= 0.0) & (t <= window_s))),
         "window_s": _r(window_s, 6),
         "mean_w": _r(total["mean_w"]),
@@ -404,50 +219,49 @@ def summarize_power(
 
 
 def power_warnings(summary: Mapping[str, Any]) -> list[QualityWarning]:
-    """Quality warnings about the power measurement itself (code ``power-sampling``)."""
+    """Quality warnings about the power measurement itself (code ``power-sampling``).
+
+    Three findings: fewer than :data:`MIN_WINDOW_SAMPLES` distinct readings inside the window; a
+    window shorter than :data:`MIN_WINDOW_CONVERSIONS` sensor refreshes (``resolution_s``); an
+    achieved period more than :data:`SLOW_PERIOD_FACTOR` times the expected one, which is the
+    slower of the requested period and the sensor's resolution (an INA3221 polled every 0.05 s
+    still yields a new value only every ~0.43 s, which is not a fault).
+    """
     out: list[QualityWarning] = []
+    source = summary.get("source")
     n = int(summary.get("samples") or 0)
     window = float(summary.get("window_s") or 0.0)
     if n < MIN_WINDOW_SAMPLES:
         out.append(
             QualityWarning(
                 "power-sampling",
-                f"only {n} power samples from {summary.get('source')} in the {window:.3g} s "
+                f"only {n} distinct power readings from {source} in the {window:.3g} s "
                 "window: mean power and energy per inference are rough; measure longer or sample "
                 "faster",
             )
         )
-    achieved = summary.get("period_s")
-    requested = summary.get("period_s_requested")
-    if achieved and requested and achieved > SLOW_PERIOD_FACTOR * requested:
+    res = summary.get("resolution_s")
+    if res and window < MIN_WINDOW_CONVERSIONS * res:
         out.append(
             QualityWarning(
                 "power-sampling",
-                f"{summary.get('source')} sampled every {achieved:.3g} s although {requested:g} s "
-                "was requested (another client may have set the jtop interval, or the sensor is "
-                "slow)",
+                f"the {window:.3g} s window is shorter than {MIN_WINDOW_CONVERSIONS} refreshes of "
+                f"the power sensor (one every {res:.3g} s): energy is smeared across the window's "
+                f"edges and P95/peak are flattened; measure at least "
+                f"{MIN_WINDOW_CONVERSIONS * res:.3g} s",
             )
         )
+    achieved = summary.get("period_s")
+    requested = summary.get("period_s_requested")
+    if achieved and requested:
+        expected = max(float(requested), float(res or 0.0))
+        if achieved > SLOW_PERIOD_FACTOR * expected:
+            out.append(
+                QualityWarning(
+                    "power-sampling",
+                    f"{source} sampled every {achieved:.3g} s although {expected:.3g} s was "
+                    "expected (another client may have set the jtop interval, or the sensor is "
+                    "slow)",
+                )
+            )
     return out
-
-
-def open_power_source(
-    name: str = "auto",
-    *,
-    period_s: float | None = None,
-    root: str = "/",
-    jtop_socket: str | None = None,
-    tegrastats_bin: str | None = None,
-    nvml_index: int = 0,
-) -> tuple[PowerSource | None, str]:
-    """Open the power source ``name`` (see :func:`orinbench.telemetry.select.open_power_source`)."""
-    from .select import open_power_source as _open
-
-    return _open(
-        name,
-        period_s=period_s,
-        root=root,
-        jtop_socket=jtop_socket,
-        tegrastats_bin=tegrastats_bin,
-        nvml_index=nvml_index,
-    )

@@ -12,7 +12,7 @@ import os
 
 from ..errors import PowerSourceError, UsageError
 from .device import is_jetson
-from .power import PowerSource
+from .powertrace import PowerSource
 
 POWER_SOURCES: tuple[str, ...] = ("auto", "jtop", "sysfs", "tegrastats", "nvml", "none")
 #: sample period of each source when none is given (seconds)
@@ -34,16 +34,19 @@ def _open_one(
 
         return SysfsPowerSource(period_s=period, root=root)
     if name == "jtop":
-        from .sources.jtop import JtopPowerSource, probe_jtop
+        from .sources.jtop import JtopPowerSource, fix_for, probe_jtop
 
-        src = JtopPowerSource(period_s=period, socket_path=jtop_socket)
+        src = JtopPowerSource(period_s=period, socket_path=jtop_socket, root=root)
         ok, why = probe_jtop(socket_path=jtop_socket, period_s=period)
         if not ok:
             raise PowerSourceError(
                 "jtop power source is unavailable",
                 why=why,
-                fix="install jetson-stats and start jtop.service (sudo systemctl restart "
-                "jtop.service), or choose --power sysfs",
+                fix=fix_for(
+                    why,
+                    "install jetson-stats and start jtop.service (sudo systemctl restart "
+                    "jtop.service), or choose --power sysfs",
+                ),
             )
         return src
     if name == "tegrastats":

@@ -8,7 +8,7 @@ harness stores) and keeps the conditions trace in :attr:`TelemetryWindow.conditi
 from __future__ import annotations
 
 from .conditions import ConditionsMonitor, ConditionsTrace
-from .power import PowerSource, PowerTrace
+from .powertrace import PowerSource, PowerTrace
 
 
 class TelemetryWindow:

@@ -1,21 +1,39 @@
-"""Power through jtop (jetson-stats 4.x and 7.x), its client isolated in a child process.
+"""Power through jtop (jetson-stats 4.2+ and 7.x), its client isolated in a child process.
 
 Facts from jetson-stats' source that shape this module:
 
 * ``jetson.power`` in 4.2+ and 7.x is ``{"rail": {name: {"power": mW, "avg": mW, "online": ...}},
-  "tot": {"power": mW, "avg": mW, "name"?: rail}}``. ``tot`` is the VDD_IN rail (taken out of
-  ``rail``) on Orin NX / Orin Nano and the sum of the rails on AGX Orin; neither includes the
-  carrier board. In 4.0/4.1 it is a tuple ``(total, rails)`` of ``{"cur": mW, "avg": mW}``.
+  "tot": {"power": mW, "avg": mW, "name"?: rail}}``. ``rail`` holds the INA3221 channels *and*
+  every ``/sys/class/power_supply`` entry that has ``voltage_now`` and ``current_now``, named
+  after its folder (``ucsi-source-psy-1-00081`` becomes ``1-00081`` up to 7.2.0; 7.2.2 skips UCSI
+  folders but keeps the others); those entries may carry ``status``. ``tot`` is the ``VDD_IN`` /
+  ``POM_5V_IN`` rail (taken out of ``rail``) where there is one, else the sum of *all* of
+  ``rail``, so on an AGX Orin devkit powered over USB-C PD it adds the negotiated USB-PD V x I to
+  the module rails (rbonghi/jetson_stats#428 shows that entry on an AGX Orin). orinbench therefore
+  ignores ``tot`` except for its name, keeps only INA3221 rails and computes the total with the
+  same :func:`~orinbench.telemetry.powertrace.total_from_rails` as sysfs and tegrastats.
+* jetson-stats 4.0/4.1 return a tuple ``(total, rails)``: the total is the first rail whose name
+  contains "IN" (``VIN SYS 5V0`` on AGX Orin, jetson_stats#344), rail names are rewritten
+  (``VDD_``/``POM_``/``VDDQ_`` dropped, ``_`` -> space) and the payload has no ``uptime`` to tell
+  new readings from repeats. They are refused with a message naming the upgrade.
 * ``avg`` is a running ``(new + old) / 2`` — an exponential filter, not a time average — so the
   raw ``power`` readings are integrated here instead.
 * The first client connected sets the service's sampling interval; a later client gets the
-  existing one. The achieved period is therefore measured from the samples and reported.
-* ``jetson.ok()`` returning False means the service sent nothing for three intervals: sampling
-  stopped. That is an error, never the normal end of a run.
+  existing one (``jetson.interval`` is the service's, 4.2+). ``jetson.ok()`` waits three times
+  the interval *the client asked for*, so a client that asked for less than a slower service
+  delivers would time out between two healthy readings: the child reconnects asking for the
+  service's interval (see ``jtop_client``).
+* ``jetson.ok()`` returning False then means the service sent nothing for three of its intervals:
+  sampling stopped. That is an error, never the normal end of a run.
 * ``import jtop`` in 7.x calls ``multiprocessing.set_start_method("fork", force=True)``, which is
   unsafe in a process that has initialised CUDA. So jtop is never imported here: the client runs in
   a separate interpreter (``python -m orinbench.telemetry.sources.jtop_client``, started with
   fork+exec, which is safe after CUDA) and streams samples as JSON lines.
+* The service reads the same INA3221 monitors as sysfs, which refresh only every ~0.43 s: the
+  resolution is max(service interval, sensor refresh) and repeated readings are dropped.
+
+The dict and tuple formats come from jetson-stats' sources (4.0.0 to 7.2.0) and the issues cited;
+the client was run against jetson-stats 7.2 on a simulated board, never on a real Orin.
 
 jetson-stats is AGPL-3.0 and stays an optional extra: only the child process imports it.
 """
@@ -26,19 +44,31 @@ import collections
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ... import _lazy
 from ...errors import PowerSourceError
-from ..power import PowerSample, PowerSource, PowerTrace, achieved_period
+from ..powertrace import (
+    PowerSample,
+    PowerSource,
+    PowerTrace,
+    achieved_period,
+    drop_repeats,
+    resolution,
+    sensor_notes,
+    total_from_rails,
+)
 from ._process import stop_process
+from .sysfs import find_ina3221_timing
 
 #: where jtop.service listens (jtop.service.JTOP_PIPE in jetson-stats)
 DEFAULT_JTOP_SOCKET = "/run/jtop.sock"
@@ -48,34 +78,83 @@ CONNECT_TIMEOUT_S = 20.0
 _STDERR_TAIL = 20
 
 
-def parse_jtop_power(power: Any) -> tuple[float, dict[str, float], str | None]:
-    """(total watts, watts per online rail, name of the rail that is the total or None).
+#: oldest jetson-stats whose power payload orinbench reads (see the module docstring)
+MIN_JETSON_STATS = (4, 2)
+UPGRADE_FIX = (
+    "upgrade jetson-stats to 4.2 or later (sudo pip3 install -U 'jetson-stats>=4.2', then sudo "
+    "systemctl restart jtop.service), or choose --power sysfs"
+)
+#: how the client says that jetson-stats is too old (the selection then names the upgrade)
+TOO_OLD = "orinbench needs jetson-stats >= 4.2"
+#: an INA3221 channel label (VDD_IN, VDD_CPU_GPU_CV, VIN_SYS_5V0, POM_5V_IN, ...); power_supply
+#: entries are named after their sysfs folder (lower case, digits, dashes: "1-00081")
+_INA_LABEL_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
-    Accepts ``jetson.power`` of jetson-stats 4.2+/7.x (a dict) and of 4.0/4.1 (a tuple). When the
-    total is a rail (VDD_IN), that rail is put back among the rails so that every source reports
-    the same set.
+
+class UnsupportedJtopError(ValueError):
+    """A jetson-stats whose power payload cannot be read correctly (4.0/4.1)."""
+
+
+@dataclass(frozen=True)
+class JtopPower:
+    """One ``jetson.power`` reading: the INA3221 rails in watts and the total made from them.
+
+    ``total_of`` says what the total is (:func:`total_from_rails`); ``dropped`` names the entries
+    that are not INA3221 rails (power_supply folders such as USB-C PD) or are offline.
     """
-    if isinstance(power, tuple) and len(power) == 2:
-        total, rails_in = power
-        key = "cur"
-    elif isinstance(power, Mapping):
-        total, rails_in = power.get("tot") or {}, power.get("rail") or {}
-        key = "power"
-    else:
+
+    total_w: float
+    rails: dict[str, float]
+    total_of: str
+    dropped: tuple[str, ...] = ()
+
+
+def jetson_stats_supported(version: str) -> bool:
+    """Whether jetson-stats ``version`` ("4.2.12", "7.2.2", "4.1.5") has the 4.2+ power payload."""
+    m = re.match(r"\s*(\d+)\.(\d+)", version or "")
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= MIN_JETSON_STATS
+
+
+def _is_ina_rail(name: str, values: Mapping[str, Any]) -> bool:
+    # a power_supply entry may carry 'status' (INA3221 channels never do) and is named after its
+    # folder; an INA3221 channel is named by its upper-case label
+    return "status" not in values and bool(_INA_LABEL_RE.match(name))
+
+
+def parse_jtop_power(power: Any) -> JtopPower:
+    """The INA3221 rails of ``jetson.power`` (jetson-stats 4.2+/7.x) and their total.
+
+    jetson-stats' own ``tot`` is not used as a number: where it is a named rail (VDD_IN) that rail
+    is put back among the rails; the total is then :func:`total_from_rails` of the INA3221 rails,
+    as for sysfs and tegrastats. The 4.0/4.1 tuple raises :class:`UnsupportedJtopError`; a payload
+    without any INA3221 rail raises ValueError.
+    """
+    if isinstance(power, tuple):
+        raise UnsupportedJtopError(
+            "jetson-stats 4.0/4.1 is not supported for power: its total is the first rail whose "
+            "name contains 'IN' (VIN_SYS_5V0 alone on AGX Orin) and it renames the rails"
+        )
+    if not isinstance(power, Mapping):
         raise ValueError(f"unexpected jtop power structure: {type(power).__name__}")
+    rails_in = power.get("rail") or {}
+    total = power.get("tot") or {}
     rails: dict[str, float] = {}
+    dropped: list[str] = []
     for name, values in dict(rails_in).items():
-        if not isinstance(values, Mapping) or values.get("online", True) is False:
+        if not isinstance(values, Mapping) or "power" not in values:
             continue
-        if key in values:
-            rails[str(name)] = float(values[key]) / 1000.0
-    if not isinstance(total, Mapping) or key not in total:
-        raise ValueError("jtop reported no total power (no INA3221 rails on this board?)")
-    total_w = float(total[key]) / 1000.0
-    total_name = total.get("name")
-    if total_name:
-        rails[str(total_name)] = total_w
-    return total_w, rails, (str(total_name) if total_name else None)
+        if values.get("online", True) is False or not _is_ina_rail(str(name), values):
+            dropped.append(str(name))
+            continue
+        rails[str(name)] = float(values["power"]) / 1000.0
+    total_name = total.get("name") if isinstance(total, Mapping) else None
+    if total_name and "power" in total:
+        # jetson-stats moved the input rail out of 'rail' into 'tot': put it back
+        rails[str(total_name)] = float(total["power"]) / 1000.0
+    if not rails:
+        raise ValueError("jtop reported no INA3221 rails (no power monitor on this board?)")
+    total_w, total_of = total_from_rails(rails)
+    return JtopPower(total_w, rails, total_of, tuple(sorted(dropped)))
 
 
 def _package_parent() -> str:
@@ -137,11 +216,17 @@ def probe_jtop(
     return False, f"jtop client failed: {tail[0]}"
 
 
+def fix_for(why: str, default: str) -> str:
+    """The fix to print for a jtop failure: the upgrade when jetson-stats is too old."""
+    return UPGRADE_FIX if TOO_OLD in why else default
+
+
 class JtopPowerSource(PowerSource):
     """Power samples from jtop.service, read by a jtop client in a child process.
 
     ``socket_path`` overrides the service socket (default ``/run/jtop.sock``), for a service started
-    elsewhere (tests run one on a private socket).
+    elsewhere (tests run one on a private socket). ``root`` locates the sysfs tree whose INA3221
+    ``update_interval`` bounds the resolution (the service reads those same monitors).
     """
 
     name = "jtop"
@@ -152,9 +237,11 @@ class JtopPowerSource(PowerSource):
         period_s: float = 0.1,
         socket_path: str | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        root: str | os.PathLike[str] = "/",
     ) -> None:
         super().__init__(period_s=period_s)
         self.socket_path = socket_path
+        self.sensor_update_s, self.sensor_samples = find_ina3221_timing(root)
         self.connect_timeout_s = connect_timeout_s
         self._proc: subprocess.Popen[str] | None = None
         self._finalizer: weakref.finalize | None = None
@@ -165,7 +252,8 @@ class JtopPowerSource(PowerSource):
         self._error: str | None = None
         self._eof = False
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
-        self._total_name: str | None = None
+        self._total_of = ""
+        self._dropped: set[str] = set()
         self._t0 = 0.0
         self.server_interval_s: float | None = None
         self.version: str | None = None
@@ -187,8 +275,8 @@ class JtopPowerSource(PowerSource):
                             {str(k): float(v) for k, v in msg["rails_w"].items()},
                         )
                     )
-                    if msg.get("total_name"):
-                        self._total_name = str(msg["total_name"])
+                    self._total_of = str(msg.get("total_of") or self._total_of)
+                    self._dropped.update(str(d) for d in msg.get("dropped") or ())
                 elif "hello" in msg:
                     self._hello = dict(msg["hello"])
                 elif "error" in msg:
@@ -218,6 +306,7 @@ class JtopPowerSource(PowerSource):
                 "jtop power source is already started", fix="call stop() before starting it again"
             )
         self._raw, self._hello, self._error, self._eof = [], None, None, False
+        self._dropped = set()
         self._stderr.clear()
         try:
             proc = subprocess.Popen(
@@ -258,8 +347,11 @@ class JtopPowerSource(PowerSource):
             raise PowerSourceError(
                 "jtop power source is unavailable",
                 why=why,
-                fix="start the service (sudo systemctl restart jtop.service) or choose "
-                "--power sysfs",
+                fix=fix_for(
+                    why,
+                    "start the service (sudo systemctl restart jtop.service) or choose "
+                    "--power sysfs",
+                ),
             )
         hello = self._hello or {}
         self.server_interval_s = hello.get("interval")
@@ -304,17 +396,24 @@ class JtopPowerSource(PowerSource):
             raise PowerSourceError(
                 f"jtop stopped sampling {max(last, 0.0):.2f} s into the window",
                 why=why,
-                fix="check jtop.service (journalctl -u jtop.service), or choose --power sysfs",
+                fix=fix_for(
+                    why,
+                    "check jtop.service (journalctl -u jtop.service), or choose --power sysfs",
+                ),
             )
         return self._trace(raw, t_stop)
 
     def _trace(self, raw: list[tuple[float, float, dict[str, float]]], t_stop: float) -> PowerTrace:
         t0 = self._t0
-        before = [r for r in raw if r[0] < t0]
-        inside = [r for r in raw if t0 <= r[0] < t_stop]
-        after = [r for r in raw if r[0] >= t_stop]
-        kept = before[-1:] + inside + after[:1]
-        samples = tuple(PowerSample(t_s=t - t0, total_w=w, rails=r) for t, w, r in kept)
+        readings = [(t, (w, r)) for t, w, r in raw]
+        kept, dropped = drop_repeats(readings, self.sensor_update_s)
+        before = [k for k in kept if k[0] < t0]
+        inside = [k for k in kept if t0 <= k[0] < t_stop]
+        after = [k for k in kept if k[0] >= t_stop]
+        samples = tuple(
+            PowerSample(t_s=t - t0, total_w=w, rails=r)
+            for t, (w, r) in before[-1:] + inside + after[:1]
+        )
         notes: list[str] = []
         if self.version:
             notes.append(f"jetson-stats {self.version}")
@@ -325,20 +424,30 @@ class JtopPowerSource(PowerSource):
                 f"{self.period_s:g} s was requested"
             )
         notes.append("raw jtop 'power' readings integrated (jtop's 'avg' is not a time average)")
-        if self._total_name:
-            total_of = (
-                f"{self._total_name} rail via jtop (module input; carrier board not included)"
+        notes.append("total computed from the INA3221 rails (jtop's own 'tot' is not used)")
+        if self._dropped:
+            notes.append(
+                f"jtop entries that are not INA3221 rails (or are offline) left out: "
+                f"{', '.join(sorted(self._dropped))}"
             )
-        else:
-            total_of = "jtop total: sum of the rails (module; carrier board not included)"
+        notes.extend(sensor_notes(self.sensor_update_s, self.sensor_samples, dropped))
+        if not self._total_of and samples:
+            _, self._total_of = total_from_rails(samples[-1].rails)
+        # readings arrive every `si` s (the service's interval, whatever was requested); the sensor
+        # refreshes every update_interval
+        period = float(si) if si else self.period_s
         return PowerTrace(
             source=self.name,
             samples=samples,
             period_s_requested=self.period_s,
-            period_s_achieved=achieved_period([t for t, _, _ in raw]),
+            period_s_achieved=achieved_period([t for t, _ in kept]),
             duration_s=t_stop - t0,
-            total_of=total_of,
+            total_of=f"{self._total_of} via jtop" if self._total_of else "",
             notes=tuple(notes),
+            sensor_update_s=self.sensor_update_s,
+            sensor_samples=self.sensor_samples,
+            resolution_s=resolution(period, self.sensor_update_s),
+            repeats_dropped=dropped,
         )
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ... import _lazy
 from ...errors import DependencyMissingError, PowerSourceError
-from ..power import PollingPowerSource
+from ..powertrace import PollingPowerSource
 
 READINGS = ("auto", "instant", "average")
 _FIX = "run on a machine with an NVIDIA GPU and driver, or choose --power none"

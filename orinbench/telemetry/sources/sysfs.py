@@ -9,18 +9,26 @@ VDD_CPU_GPU_CV, VDD_SOC. Channel 7 is the driver's "sum of shunt voltages", not 
 The monitors are found under ``/sys/bus/i2c/devices/*/hwmon/hwmon*`` (the i2c client's ``name``
 is ``ina3221``) and under ``/sys/class/hwmon/hwmon*`` (the hwmon ``name`` is ``ina3221``); the two
 views of one device are merged by their real path.
+
+Each monitor's hwmon folder also has ``update_interval`` (ms between refreshes of the values) and
+``samples`` (conversions averaged per value). NVIDIA's L4T ``nvpower.sh`` sets them to 430 ms and
+512 on Orin (tegra234), so the values change only about every 0.43 s whatever the polling period.
+They are read once when the source opens (:func:`ina3221_timing`); repeated readings of one refresh
+are then dropped and the resolution recorded (see :mod:`orinbench.telemetry.powertrace`). Verified
+only on fake sysfs trees with those files, never on a real Orin.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...errors import PowerSourceError
 from .._fs import list_dir, read_int, read_text, under
-from ..power import PollingPowerSource, total_from_rails
+from ..powertrace import PollingPowerSource, PowerTrace, sensor_notes, total_from_rails
 
 _LABEL_RE = re.compile(r"^in([1-6])_label$")
 #: channel numbers of the driver's summation channels (not rails)
@@ -86,6 +94,30 @@ def find_ina3221_rails(root: str | os.PathLike[str] = "/") -> dict[str, Rail]:
     return rails
 
 
+def ina3221_timing(dirs: Sequence[Path]) -> tuple[float | None, int | None]:
+    """(refresh interval in seconds, samples averaged) of the INA3221 monitors in ``dirs``.
+
+    With several monitors the slowest refresh and the largest averaging count are returned: the
+    readings as a whole resolve nothing finer. Either is None when any monitor lacks the file (an
+    older driver): unknown, never guessed.
+    """
+    updates = [read_int(hw / "update_interval") for hw in dirs]
+    counts = [read_int(hw / "samples") for hw in dirs]
+    update = None
+    if updates and all(u is not None and u > 0 for u in updates):
+        update = max(u for u in updates if u is not None) / 1000.0
+    samples = None
+    if counts and all(c is not None for c in counts):
+        samples = max(c for c in counts if c is not None)
+    return update, samples
+
+
+def find_ina3221_timing(root: str | os.PathLike[str] = "/") -> tuple[float | None, int | None]:
+    """:func:`ina3221_timing` of every INA3221 monitor under ``root`` (for tegrastats and jtop,
+    which read the same chips through another program)."""
+    return ina3221_timing(_hwmon_dirs(root))
+
+
 def read_rails_w(rails: dict[str, Rail]) -> dict[str, float]:
     """Watts per rail (mV x mA / 1e6). Raises OSError when a file cannot be read."""
     out: dict[str, float] = {}
@@ -118,14 +150,26 @@ class SysfsPowerSource(PollingPowerSource):
                 "nvml or none",
             )
         _, self.total_of = total_from_rails(dict.fromkeys(self.rails, 0.0))
+        dirs = {rail.volt_path.parent for rail in self.rails.values()}
+        self.sensor_update_s, self.sensor_samples = ina3221_timing(sorted(dirs))
 
     def read(self) -> tuple[float, dict[str, float]]:
         rails = read_rails_w(self.rails)
         total, _ = total_from_rails(rails)
         return total, rails
 
+    def stop(self) -> PowerTrace:
+        trace = super().stop()
+        notes = sensor_notes(self.sensor_update_s, self.sensor_samples, trace.repeats_dropped)
+        return replace(trace, notes=(*trace.notes, *notes))
+
     def describe(self) -> str:
+        refresh = (
+            f" (the sensor refreshes every {self.sensor_update_s:g} s)"
+            if self.sensor_update_s is not None
+            else ""
+        )
         return (
-            f"INA3221 rails {', '.join(self.rails)} every {self.period_s:g} s; total = "
+            f"INA3221 rails {', '.join(self.rails)} every {self.period_s:g} s{refresh}; total = "
             f"{self.total_of}"
         )

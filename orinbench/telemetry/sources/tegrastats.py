@@ -4,6 +4,11 @@ On JetPack 5 and 6 a power field reads ``NAME CURmW/AVGmW`` (``VDD_IN 5012mW/501
 printed ``NAME CUR/AVG`` without units. The current value is used; the average is tegrastats' own
 running figure, not a time average. Rails labelled ``NC`` (not connected, AGX Orin) are skipped.
 Each line is stamped when it is read.
+
+tegrastats reads the same INA3221 monitors as the sysfs source, so a new value appears only every
+``update_interval`` (~0.43 s on Orin) whatever ``--interval`` asks for: the interval is read from
+sysfs under ``root`` where possible, and repeated readings of one refresh are dropped. Checked
+against recorded tegrastats lines and fake sysfs trees only, never on a real Orin.
 """
 
 from __future__ import annotations
@@ -21,8 +26,18 @@ from pathlib import Path
 
 from ...errors import PowerSourceError
 from .._fs import under
-from ..power import PowerSample, PowerSource, PowerTrace, achieved_period, total_from_rails
+from ..powertrace import (
+    PowerSample,
+    PowerSource,
+    PowerTrace,
+    achieved_period,
+    drop_repeats,
+    resolution,
+    sensor_notes,
+    total_from_rails,
+)
 from ._process import stop_process
+from .sysfs import find_ina3221_timing
 
 # A name, the current and average values, in mW or (JetPack 4) bare; the look-ahead refuses
 # memory figures such as "RAM 2389/30536MB" whose second number runs into a unit.
@@ -108,6 +123,7 @@ class TegrastatsPowerSource(PowerSource):
             )
         self.binary = found
         self.first_line_timeout_s = first_line_timeout_s
+        self.sensor_update_s, self.sensor_samples = find_ina3221_timing(root)
         self._proc: subprocess.Popen[str] | None = None
         self._finalizer: weakref.finalize | None = None
         self._cond = threading.Condition()
@@ -235,9 +251,10 @@ class TegrastatsPowerSource(PowerSource):
                 fix="choose --power sysfs or jtop",
             )
         t0 = self._t0
-        before = [r for r in raw if r[0] < t0]
-        inside = [r for r in raw if t0 <= r[0] < t_stop]
-        after = [r for r in raw if r[0] >= t_stop]
+        kept, dropped = drop_repeats(raw, self.sensor_update_s)
+        before = [r for r in kept if r[0] < t0]
+        inside = [r for r in kept if t0 <= r[0] < t_stop]
+        after = [r for r in kept if r[0] >= t_stop]
         samples = []
         total_of = ""
         for t, rails in before[-1:] + inside + after[:1]:
@@ -247,10 +264,17 @@ class TegrastatsPowerSource(PowerSource):
             source=self.name,
             samples=tuple(samples),
             period_s_requested=self.period_s,
-            period_s_achieved=achieved_period([t for t, _ in raw]),
+            period_s_achieved=achieved_period([t for t, _ in kept]),
             duration_s=t_stop - t0,
             total_of=total_of,
-            notes=(f"{self.binary} --interval {self.interval_ms}",),
+            notes=(
+                f"{self.binary} --interval {self.interval_ms}",
+                *sensor_notes(self.sensor_update_s, self.sensor_samples, dropped),
+            ),
+            sensor_update_s=self.sensor_update_s,
+            sensor_samples=self.sensor_samples,
+            resolution_s=resolution(self.period_s, self.sensor_update_s),
+            repeats_dropped=dropped,
         )
 
     def close(self) -> None:

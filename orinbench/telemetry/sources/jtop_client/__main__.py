@@ -3,10 +3,17 @@
 Arguments: ``--interval SECONDS`` (the interval asked of jtop.service), ``--socket PATH`` (a service
 socket other than /run/jtop.sock), ``--probe`` (connect, report, exit).
 
-It writes one JSON object per line on stdout: ``{"hello": {"interval", "version"}}`` once connected,
-then ``{"t": monotonic seconds, "total_w", "rails_w", "total_name"}`` per new reading of the
-service, or ``{"error": "..."}`` before exiting with status 3. It exits 0 when its stdin closes
-(the parent's way to stop it). Only this process imports jtop (see ``sources/jtop.py`` for why).
+It writes one JSON object per line on stdout: ``{"hello": {"interval", "requested", "version"}}``
+once connected, then ``{"t": monotonic seconds, "total_w", "rails_w", "total_of", "dropped"}`` per
+new reading of the service, or ``{"error": "..."}`` before exiting with status 3. It exits 0 when
+its stdin closes (the parent's way to stop it). Only this process imports jtop (see
+``sources/jtop.py`` for why).
+
+The service's interval is set by its first client. ``jetson.ok()`` waits three times the interval
+*this* client asked for, and gives up for good on the first timeout. When the service runs slower
+than asked (another client connected first), the client therefore reconnects asking for the
+service's own interval, so a healthy but slower service never ends the run. Checked against
+jetson-stats 7.2 on a simulated board (and its 4.2.x source), never on a real Orin.
 """
 
 from __future__ import annotations
@@ -64,14 +71,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if socket:
         # the client reaches the service through JtopManager, which reads this module global
         service.JTOP_PIPE = socket
-    from orinbench.telemetry.sources.jtop import parse_jtop_power
+    from orinbench.telemetry.sources.jtop import (
+        TOO_OLD,
+        UnsupportedJtopError,
+        jetson_stats_supported,
+        parse_jtop_power,
+    )
 
+    version = str(getattr(jtop_pkg, "__version__", "unknown"))
+    if not jetson_stats_supported(version):
+        _emit({"error": f"jetson-stats {version} is not supported for power ({TOO_OLD})"})
+        return EXIT_ERROR
     stop = threading.Event()
     if not probe:
         threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
+    asked = interval
     try:
-        jetson = jtop_pkg.jtop(interval=interval)
+        jetson = jtop_pkg.jtop(interval=asked)
         jetson.start()
+        service = float(jetson.interval)  # the service's interval (4.2+), set by its first client
+        if service > asked * (1 + 1e-6):
+            # ok() would time out at 3 x `asked` between two healthy readings: ask for the
+            # service's interval instead (the service keeps its interval either way)
+            jetson.close()
+            asked = service
+            jetson = jtop_pkg.jtop(interval=asked)
+            jetson.start()
     except Exception as exc:  # JtopException, ConnectionRefusedError, PermissionError, ...
         msg = " ".join(str(exc).split()) or type(exc).__name__
         _emit({"error": f"jtop.service did not answer: {msg}"})
@@ -81,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "hello": {
                     "interval": float(jetson.interval),
-                    "version": str(getattr(jtop_pkg, "__version__", "unknown")),
+                    "requested": asked,
+                    "version": version,
                 }
             }
         )
@@ -96,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _emit(
                     {
                         "error": f"jtop stopped sampling: no data from jtop.service for "
-                        f"{3 * interval:g} s"
+                        f"{3 * asked:g} s"
                     }
                 )
                 return EXIT_ERROR
@@ -107,11 +133,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue  # the same reading seen twice (ok() also wakes for the first one)
             last_key = key
             try:
-                total_w, rails_w, total_name = parse_jtop_power(jetson.power)
+                reading = parse_jtop_power(jetson.power)
+            except UnsupportedJtopError as exc:
+                _emit({"error": f"{exc} ({TOO_OLD})"})
+                return EXIT_ERROR
             except (ValueError, KeyError, TypeError) as exc:
                 _emit({"error": f"cannot read jtop power: {exc}"})
                 return EXIT_ERROR
-            _emit({"t": t, "total_w": total_w, "rails_w": rails_w, "total_name": total_name})
+            _emit(
+                {
+                    "t": t,
+                    "total_w": reading.total_w,
+                    "rails_w": reading.rails,
+                    "total_of": reading.total_of,
+                    "dropped": list(reading.dropped),
+                }
+            )
     except BrokenPipeError:
         return 0
     except Exception as exc:
