@@ -11,8 +11,9 @@ from _report_synth import make_result
 
 from orinbench.errors import UsageError
 from orinbench.history.store import HistoryRow, HistoryStore
-from orinbench.history.trend import find_step_changes, write_trend
+from orinbench.history.trend import find_step_changes
 from orinbench.history.view import view_history
+from orinbench.report.trend_file import write_trend
 
 
 def _history(db: Path, medians: list[float], **kw: object) -> list[HistoryRow]:

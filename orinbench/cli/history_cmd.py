@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ..errors import ExitCode, UsageError
 from ..history.store import DEFAULT_LOCK_TIMEOUT_S
-from ..history.trend import DEFAULT_METRIC, write_trend
+from ..history.trend import DEFAULT_METRIC
 from ..history.view import view_history
+from ..report.trend_file import write_trend
 from ._outputs import check_outputs
 
 

@@ -9,7 +9,7 @@ from .store import (
     append_to_history,
     default_history_path,
 )
-from .trend import SeriesKey, StepChange, find_step_changes, write_trend
+from .trend import SeriesKey, StepChange, find_step_changes
 
 __all__ = [
     "HistoryRecoveredError",
@@ -20,5 +20,4 @@ __all__ = [
     "append_to_history",
     "default_history_path",
     "find_step_changes",
-    "write_trend",
 ]

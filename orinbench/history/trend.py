@@ -12,23 +12,15 @@ where a step change of the mean began.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text
 from ..bench.stats import CHANGE_POINT_THRESHOLD, change_points
-from ..errors import UsageError
 from ..results.comparable import UNKNOWN, format_shapes
 from ..results.schema import Result
 from .store import HistoryRow, device_label, model_label
-
-if TYPE_CHECKING:
-    from ..report.plots import Plot
 
 #: the metric shown and checked when none is named
 DEFAULT_METRIC = "latency.p99_ms"
@@ -144,65 +136,3 @@ def find_step_changes(
                 )
             )
     return found
-
-
-def trend_plot(
-    rows: Sequence[HistoryRow],
-    metric: str = DEFAULT_METRIC,
-    *,
-    steps: Sequence[StepChange] | None = None,
-    title: str | None = None,
-) -> Plot:
-    """The trend of ``metric`` as a PNG plot (needs matplotlib: the ``report`` extra)."""
-    # imported here: report/ imports this module, and plots are only needed for --plot
-    from ..report.plots import TrendLine, parse_time, trend
-
-    groups = group_series(rows, metric)
-    if not groups:
-        have = sorted({m for r in rows for m in r.metrics})
-        hint = ", ".join(have[:8]) + (" ..." if len(have) > 8 else "")
-        raise UsageError(
-            f"no run in the selection has the metric '{metric}'",
-            fix=f"choose one of: {hint}" if have else "record runs first (orinbench bench ...)",
-        )
-    if steps is None:
-        steps = find_step_changes(rows, metric)
-    lines = []
-    for key, group in sorted(groups.items()):
-        idx = {r.run_id: i for i, r in enumerate(group)}
-        lines.append(
-            TrendLine(
-                label=key.label,
-                times=[parse_time(r.created_utc) or parse_time(r.recorded_utc) for r in group],
-                values=[float(r.metric(metric) or 0.0) for r in group],
-                run_ids=[r.run_id for r in group],
-                steps=sorted(idx[s.run_id] for s in steps if s.series == key and s.run_id in idx),
-            )
-        )
-    return trend(lines, metric=metric, key="trend", title=title or f"{metric} over runs")
-
-
-def write_trend(
-    path: str | os.PathLike[str],
-    rows: Sequence[HistoryRow],
-    metric: str = DEFAULT_METRIC,
-    *,
-    steps: Sequence[StepChange] | None = None,
-) -> Path:
-    """Write the trend plot to ``path``: ``.png``, or ``.html`` (a self-contained page)."""
-    from ..report.html import standalone_plot_page
-
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in (".png", ".html", ".htm"):
-        raise UsageError(
-            f"cannot tell the format of {target} from its suffix",
-            fix="name the output trend.png or trend.html",
-        )
-    if steps is None:
-        steps = find_step_changes(rows, metric)
-    plot = trend_plot(rows, metric, steps=steps)
-    if suffix == ".png":
-        return atomic_write_bytes(target, plot.png)
-    notes = [s.describe() for s in steps]
-    return atomic_write_text(target, standalone_plot_page(plot, notes=notes))

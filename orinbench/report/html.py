@@ -20,6 +20,7 @@ import numpy as np
 from ..results.schema import HOST_LATENCY, Result
 from . import plots
 from .plots import Plot, Series
+from .trend import trend_plot
 
 if TYPE_CHECKING:
     from .build import Report, ReportEntry
@@ -587,8 +588,6 @@ def _warnings_section(report: Report) -> str:
 
 
 def _trend_section(report: Report) -> str:
-    from ..history.trend import trend_plot
-
     rows = report.trend_rows
     if not rows:
         return (
