@@ -437,41 +437,49 @@ class SequentialGate:
             seed=self.seed,
         )
 
-    def report(self, result: Result, *, budget_ended: bool = True) -> GateReport:
-        """The final verdicts: decided ones as decided, undecided ones ``inconclusive``.
+    def final_verdicts(
+        self, result: Result | None, *, budget_ended: bool = True
+    ) -> list[MetricVerdict]:
+        """Decided metrics as decided, undecided ones ``inconclusive``, in the compared order.
 
-        End-only metrics (power, energy) are judged here by :func:`compare`'s fixed rule.
+        End-only metrics (power, energy) are judged on ``result`` by :func:`compare`'s fixed rule;
+        without a result (simulations) they are ``error``.
         """
+        metrics = result.metrics() if result is not None else {}
+        why = "the budget ended" if budget_ended else "the run ended"
         verdicts: list[MetricVerdict] = []
         for m in self.names:
             if m in self.decided:
                 verdicts.append(self.decided[m])
             elif m in self.sequential:
                 last = self.latest.get(m)
-                why = "the budget ended" if budget_ended else "the run ended"
-                if last is None:
-                    # never looked at (the run ended before the first look)
+                if last is None:  # the run ended before the first look
                     verdicts.append(
                         MetricVerdict(
                             metric=m,
                             kind="baseline",
                             status="inconclusive",
-                            value=result.metrics().get(m),
+                            value=metrics.get(m),
                             baseline_value=self.base_values.get(m),
                             tolerance_pct=self.tolerance(m) * 100.0,
                             message=f"{why} before the first look; give a longer --max-seconds",
                         )
                     )
                 else:
-                    verdicts.append(
-                        MetricVerdict(
-                            **{
-                                **_fields(last),
-                                "message": f"{why} undecided: {last.message}; run longer "
-                                "(--max-seconds) or reduce noise",
-                            }
-                        )
+                    message = (
+                        f"{why} undecided: {last.message}; run longer (--max-seconds) "
+                        "or reduce noise"
                     )
+                    verdicts.append(MetricVerdict(**{**_fields(last), "message": message}))
+            elif result is None:
+                verdicts.append(
+                    MetricVerdict(
+                        metric=m,
+                        kind="baseline",
+                        status="error",
+                        message="judged only on a finished result",
+                    )
+                )
             else:
                 verdicts += compare(
                     result,
@@ -482,11 +490,15 @@ class SequentialGate:
                     n_resamples=self.n_resamples,
                     seed=self.seed,
                 )
+        return verdicts
+
+    def report(self, result: Result, *, budget_ended: bool = True) -> GateReport:
+        """The final :class:`GateReport` of the finished ``result`` (see :meth:`final_verdicts`)."""
         warnings = result_warnings(result, source="result") + result_warnings(
             self.baseline, source="baseline"
         )
         return GateReport(
-            verdicts=tuple(verdicts),
+            verdicts=tuple(self.final_verdicts(result, budget_ended=budget_ended)),
             warnings=tuple(warnings),
             env_warnings=self.env_warnings,
             inconclusive_ok=self.inconclusive_ok,
