@@ -18,7 +18,7 @@ from ..errors import UsageError
 from ..results.schema import ModelRef, QualityWarning, Result, RunConfig, TensorSpec
 from ..telemetry.host import host_environment
 from .assemble import assemble_result
-from .harness import Measurement, PowerWindow, ProgressCallback, StopRule, Warmup, measure
+from .harness import Clock, Measurement, PowerWindow, ProgressCallback, StopRule, Warmup, measure
 
 #: a function that turns a power trace into the result's power section
 PowerSummarizer = Callable[..., Mapping[str, Any]]
@@ -92,11 +92,12 @@ def bench_runner(
     warnings: Sequence[QualityWarning] = (),
     on_progress: ProgressCallback | None = None,
     judge: LookJudge | None = None,
+    clock: Clock | None = None,
 ) -> Result:
     """Measure an already entered runner and assemble its result.
 
     ``judge`` (with ``stop.until_decided``) is asked at each look whether the samples so far
-    decide the comparison with its baseline.
+    decide the comparison with its baseline. ``clock`` replaces the harness's clock (tests).
     """
     warmup = warmup if warmup is not None else Warmup()
     stop = stop if stop is not None else StopRule(duration_s=10.0)
@@ -141,6 +142,7 @@ def bench_runner(
         power=power,
         on_progress=on_progress,
         on_look=on_look,
+        **({"clock": clock} if clock is not None else {}),
     )
     power_section = None
     if m.power_trace is not None and power_summary is not None:

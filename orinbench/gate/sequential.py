@@ -77,6 +77,8 @@ Spending = Literal["obrien-fleming", "bonferroni"]
 SPENDING_FUNCTIONS: tuple[str, ...] = ("obrien-fleming", "bonferroni")
 #: default number of planned looks: one per 10 s block of the default 60 s budget
 DEFAULT_LOOKS = 6
+#: a look whose one-sided error is below this decides nothing (its interval would be unbounded)
+MIN_LOOK_ALPHA = 1e-12
 #: statuses that end the sequential test of a metric
 DECIDED: frozenset[str] = frozenset({"regressed", "improved", "unchanged", "error"})
 
@@ -210,6 +212,10 @@ def decide_metric(
             message=message,
         )
 
+    if a_k < MIN_LOOK_ALPHA:
+        # O'Brien-Fleming spends next to nothing on the first of many looks: no interval that
+        # strict can be computed (nor could it clear the tolerance)
+        return v("inconclusive", f"{where}: this look spends no error (a_k = {a_k:.2g})")
     if kind == "percentile":
         m = _PCT_RE.match(series_stat(metric))
         assert m is not None
