@@ -301,3 +301,13 @@ def test_power_is_judged_once_at_the_end_by_the_fixed_rule() -> None:
     verdicts = {v.metric: v for v in gate.report(res).verdicts}
     assert verdicts["power.mean_w"].status == "unchanged"
     assert re.search(r"within the 10% tolerance", verdicts["power.mean_w"].message)
+
+
+def test_a_baseline_too_short_for_the_tolerance_is_flagged() -> None:
+    short = SequentialGate(_result(_lognormal(35, 500, cv=0.10)))
+    codes = [(w.code, w.message) for w in short.short_baseline()]
+    assert any(c == "short-baseline" and "latency.p99_ms" in msg for c, msg in codes)
+    long = SequentialGate(_result(_lognormal(36, 20000, cv=0.03)))
+    assert long.short_baseline() == []
+    report = short.report(_result(_lognormal(37, 500, cv=0.10)))
+    assert any(w.code == "short-baseline" for w in report.warnings)

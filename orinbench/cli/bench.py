@@ -229,6 +229,10 @@ class _UntilDecided:
             baseline_source=self.source,
         )
         self.gate.check(result)
+        if not (self.args.quiet or self.args.json):
+            print(f"until-decided: baseline {self.source}", file=sys.stderr)
+            for w in self.gate.short_baseline():
+                print(f"warning: {w}", file=sys.stderr)
 
     def look_result(self, look: int, result: Result, *, elapsed_s: float) -> str | None:
         reason: str | None = self.gate.look_result(look, result, elapsed_s=elapsed_s)
