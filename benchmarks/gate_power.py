@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--spending", choices=("obrien-fleming", "bonferroni"), default="obrien-fleming"
     )
     args = ap.parse_args(argv)
-    trials = 40 if args.quick else args.trials
+    trials = min(args.trials, 40) if args.quick else args.trials
     cvs = (0.10,) if args.quick else CVS
     ns = (500,) if args.quick else NS
     settings = [

@@ -311,3 +311,25 @@ def test_a_baseline_too_short_for_the_tolerance_is_flagged() -> None:
     assert long.short_baseline() == []
     report = short.report(_result(_lognormal(37, 500, cv=0.10)))
     assert any(w.code == "short-baseline" for w in report.warnings)
+
+
+def test_gate_power_quick_runs_on_orinbench_code(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gate_power.py"
+    spec = importlib.util.spec_from_file_location("gate_power", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gate_power", mod)  # its dataclasses look themselves up
+    spec.loader.exec_module(mod)
+    assert mod.main(["--quick", "--trials", "6", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.startswith(" 10%   500 ")]
+    assert [r.split("|")[0].split()[2] for r in rows] == ["A/A", "all", "tail", "tail"]
+    # a 10 % slowdown of every sample never passes either gate
+    all_slow = rows[1].split("|")
+    assert all_slow[1].split()[0] == "100.0%" and all_slow[2].split()[0] == "100.0%"
+    assert "24 trials" in out
