@@ -191,7 +191,9 @@ def test_early_looks_are_stricter_than_the_last() -> None:
     last = _decide("latency.p50_ms", base, res, look=6)
     w1, w6 = first.ci[1] - first.ci[0], last.ci[1] - last.ci[0]
     assert w1 > 2 * w6
-    assert "look 1/6" in first.message and "look 6/6" in last.message
+    assert "look 1/6, 4000 samples" in first.message and "look 6/6" in last.message
+    # the confidence is written with enough digits to tell it from 100 %
+    assert "99.999992%" in first.message and "97.82%" in last.message
 
 
 def test_kinds() -> None:

@@ -198,7 +198,7 @@ def decide_metric(
     base = np.asarray(baseline_samples, dtype=np.float64)
     res = np.asarray(result_samples, dtype=np.float64)
     delta = value / baseline_value - 1.0 if baseline_value else math.nan
-    where = f"look {look}/{plan.looks}"
+    where = f"look {look}/{plan.looks}, {res.size} samples"
 
     def v(status: Status, message: str, ci: tuple[float, float] | None = None) -> MetricVerdict:
         return MetricVerdict(
@@ -265,8 +265,11 @@ def series_stat(metric: str) -> str:
 
 
 def _conf(conf: float) -> str:
+    """97.82%, 99.979%, 99.999992%: enough digits to show how far from 100 % it is."""
     pct = conf * 100.0
-    return f"{pct:.4g}%" if pct < 99.99 else f"{pct:.6g}%"
+    rest = 100.0 - pct
+    digits = 2 if rest <= 0.0 else min(10, max(2, math.ceil(-math.log10(rest))))
+    return f"{pct:.{digits}f}%"
 
 
 @dataclass(frozen=True)
@@ -528,8 +531,8 @@ class SequentialGate:
                         code="short-baseline",
                         message=f"its {m} ({raw.size} samples) is known {known} at "
                         f"{_conf(conf)}, against a {tol:.0%} tolerance: --until-decided may end "
-                        "inconclusive whatever the budget; record a longer baseline "
-                        "(e.g. --duration 60 or --until-ci p99:1%)",
+                        "inconclusive whatever the budget; record a longer or quieter baseline "
+                        "(e.g. --until-ci p99:1% with the clocks locked)",
                     )
                 )
         return out
