@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from trt_double import pytest_fixtures as fx
 
 from orinbench.bench.harness import Measurement, StopRule, Warmup, measure
 from orinbench.bench.run import bench_runner
@@ -20,6 +21,7 @@ from orinbench.results import load_result
 from orinbench.results.schema import ModelRef, Result
 
 MS = 1_000_000
+trt_env = fx.trt_env
 
 
 class Clock:
@@ -316,3 +318,40 @@ def test_until_decided_end_to_end_stores_the_verdicts(
     # printed as gate prints it
     assert gate["text"] in stdout and gate["summary"] in stdout
     assert r.config.stop["until_decided"] is True and r.config.stop["max_seconds"] == 2.0
+
+
+@pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
+def test_until_decided_on_the_tensorrt_double(trt_env, tmp_path: Path, run_cli) -> None:
+    """Wiring only: the double's GPU time is simulated (constant), the host clock is real."""
+    from trt_double import models
+
+    trt_env.testing.config.inference_ms = 3.5
+    onnx_path = models.conv_model(tmp_path / "conv.onnx")
+    engine = tmp_path / "conv.engine"
+    base = tmp_path / "base.json"
+    common = ("--backend", "tensorrt", "--engine-out", str(engine), *FAST)
+    code, _, err = run_cli(
+        "bench", str(onnx_path), "--iterations", "400", "--out", str(base), *common
+    )
+    assert code == 0, err
+    out = tmp_path / "r.json"
+    code, _, err = run_cli(
+        "bench",
+        str(onnx_path),
+        "--until-decided",
+        "--baseline",
+        str(base),
+        "--max-seconds",
+        "1",
+        "--out",
+        str(out),
+        *common,
+    )
+    r = load_result(out)
+    gate = r.extra["gate"]
+    assert code == gate["exit_code"], err
+    assert r.config.stop["until_decided"] is True and r.config.stop["looks"] == 1
+    verdicts = {v["metric"]: v for v in gate["verdicts"]}
+    # the simulated GPU time is the same 3.5 ms in both runs: shown to be unchanged
+    assert verdicts["gpu_compute.p50_ms"]["status"] == "unchanged"
+    assert verdicts["gpu_compute.p50_ms"]["ci"] == pytest.approx([1.0, 1.0])
