@@ -320,6 +320,26 @@ def test_until_decided_end_to_end_stores_the_verdicts(
     assert r.config.stop["until_decided"] is True and r.config.stop["max_seconds"] == 2.0
 
 
+def test_targets_file_sets_tolerances_and_its_targets_are_checked(
+    run_cli, conv_model: Path, baseline_file: Path, tmp_path: Path
+) -> None:
+    targets = tmp_path / "t.toml"
+    targets.write_text(
+        '[targets]\n"latency.p99_ms" = "< 0.000001"\n[tolerance]\n"latency.p50_ms" = "40%"\n'
+    )
+    out = tmp_path / "r.json"
+    code, _, err = run_cli(
+        "bench", str(conv_model), "--until-decided", "--baseline", str(baseline_file),
+        "--targets", str(targets), "--max-seconds", "1", "--out", str(out), *FAST,
+    )  # fmt: skip
+    assert code == 1, err
+    verdicts = load_result(out).extra["gate"]["verdicts"]
+    first = verdicts[0]
+    assert (first["kind"], first["metric"], first["status"]) == ("target", "latency.p99_ms", "fail")
+    p50 = next(v for v in verdicts if v["kind"] == "baseline" and v["metric"] == "latency.p50_ms")
+    assert p50["tolerance_pct"] == pytest.approx(40.0)
+
+
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
 def test_until_decided_on_the_tensorrt_double(trt_env, tmp_path: Path, run_cli) -> None:
     """Wiring only: the double's GPU time is simulated (constant), the host clock is real."""

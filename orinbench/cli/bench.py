@@ -139,7 +139,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(budget --max-seconds, default 60)",
     )
     base = dec.add_mutually_exclusive_group()
-    base.add_argument("--baseline", type=Path, default=None, metavar="BASELINE.json")
+    base.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="BASELINE.json",
+        help="decide against this baseline result",
+    )
     base.add_argument(
         "--baseline-dir",
         type=Path,
