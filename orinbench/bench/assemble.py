@@ -91,6 +91,7 @@ def assemble_result(
         stats=stats,
         throughput=throughput,
         stop_reason=m.stop_reason,
+        stopped_by=m.stopped_by,
         warnings=tuple(found),
         power=power,
         stages=stages,

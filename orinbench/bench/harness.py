@@ -15,9 +15,12 @@ Each iteration is stored: percentiles come from per-iteration samples, never fro
 
 Warm-up runs by time or count, optionally until stable (the median of the last window within
 ``stable_rel_tol`` of the window before, bounded by ``max_seconds``). The measured run stops by
-count, by duration, or when the distribution-free confidence interval of the median is narrower than
-``ci_rel_halfwidth`` of the median (bounded by ``max_seconds``). The rule and the reason the run
-stopped are recorded in the result.
+count, by duration, when the distribution-free confidence interval of a percentile (the median by
+default, ``ci_percentile``) is narrower than ``ci_rel_halfwidth`` of it (bounded by
+``max_seconds``), or, with ``until_decided``, when a look callback says the samples so far decide
+the question (looks every ``max_seconds / looks`` seconds; the budget ends the run at the last).
+The rule, the reason the run stopped and a short code for it (:data:`STOPPED_BY`) are recorded in
+the result.
 
 A power source is started right before the measured window and stopped right after it; the loop
 never waits on it.
@@ -25,6 +28,8 @@ never waits on it.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -38,6 +43,16 @@ from .stats import ci_relative_halfwidth, is_stable
 Clock = Callable[[], int]
 #: called with (iterations done, fraction of the run done or -1 when unknown) a few times a second
 ProgressCallback = Callable[[int, float], None]
+#: called at each planned look of an ``until_decided`` run with (look number, 1-based, and the
+#: samples so far as a :class:`Measurement` without power); returns a stop reason, or None to go on
+LookCallback = Callable[[int, "Measurement"], "str | None"]
+
+#: the codes of :attr:`Measurement.stopped_by`: which rule ended the measured run
+STOPPED_BY: tuple[str, ...] = ("iterations", "duration", "ci", "decided", "max-seconds")
+#: default length of one block of an ``until_decided`` run (seconds between looks)
+DEFAULT_BLOCK_S = 10.0
+#: default budget of an ``until_decided`` run (seconds)
+DEFAULT_DECIDE_BUDGET_S = 60.0
 
 #: how often the CI stop rule is evaluated (iterations) — it sorts the samples, so not every time
 _CI_CHECK_EVERY = 50
@@ -85,20 +100,31 @@ class Warmup:
 
 @dataclass(frozen=True)
 class StopRule:
-    """When the measured run ends. Exactly one of duration_s / iterations / ci_rel_halfwidth."""
+    """When the measured run ends. Exactly one of duration_s / iterations / ci_rel_halfwidth /
+    until_decided.
+
+    ``ci_rel_halfwidth`` stops once the distribution-free CI of percentile ``ci_percentile``
+    (default 50, the median) has a half-width at most that fraction of the percentile.
+    ``until_decided`` measures in ``looks`` blocks of ``max_seconds / looks`` seconds and asks the
+    look callback after each whether to stop. ``max_seconds`` bounds both.
+    """
 
     duration_s: float | None = None
     iterations: int | None = None
     ci_rel_halfwidth: float | None = None
     min_iterations: int = 100
     max_seconds: float = 600.0
+    ci_percentile: float = 50.0
+    until_decided: bool = False
+    looks: int = 1
 
     def __post_init__(self) -> None:
         chosen = [x is not None for x in (self.duration_s, self.iterations, self.ci_rel_halfwidth)]
-        if sum(chosen) != 1:
+        if sum(chosen) + int(self.until_decided) != 1:
             raise UsageError(
                 "choose exactly one stop rule",
-                fix="pass one of --duration SECONDS, --iterations N, --until-ci FRACTION",
+                fix="pass one of --duration SECONDS, --iterations N, --until-ci [pQ:]FRACTION, "
+                "--until-decided",
             )
         if self.duration_s is not None and self.duration_s <= 0:
             raise UsageError("--duration must be > 0 seconds", fix="pass e.g. --duration 10")
@@ -106,9 +132,56 @@ class StopRule:
             raise UsageError("--iterations must be >= 1", fix="pass e.g. --iterations 1000")
         if self.ci_rel_halfwidth is not None and not 0 < self.ci_rel_halfwidth < 1:
             raise UsageError("--until-ci must be a fraction in (0, 1)", fix="pass e.g. 0.01")
+        if not 0.0 < self.ci_percentile < 100.0:
+            raise UsageError(
+                f"--until-ci percentile {self.ci_percentile:g} is out of range",
+                fix="give a percentile between 0 and 100, e.g. --until-ci p99:2%",
+            )
+        if not self.max_seconds > 0:
+            raise UsageError("--max-seconds must be > 0", fix="pass e.g. --max-seconds 60")
+        if self.looks < 1:
+            raise UsageError("the number of looks must be >= 1", fix="pass e.g. 6")
+
+    @property
+    def block_s(self) -> float:
+        """Seconds between two looks of an ``until_decided`` run."""
+        return self.max_seconds / self.looks
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def parse_until_ci(text: str) -> tuple[float, float]:
+    """``--until-ci`` text -> (percentile, relative half-width as a fraction).
+
+    Accepted: ``0.01`` (the median, 1 %), ``1%``, ``p99:2%``, ``p99.9:0.05``, ``P95:3%``.
+    """
+    m = re.fullmatch(r"\s*(?:[pP](\d+(?:\.\d+)?)\s*:\s*)?([0-9.eE+-]+)\s*(%?)\s*", text)
+    value: float | None = None
+    if m is not None:
+        try:
+            value = float(m.group(2))
+        except ValueError:
+            value = None
+    if m is None or value is None or not math.isfinite(value):
+        raise UsageError(
+            f"cannot read --until-ci {text!r}",
+            why="expected [pQ:]FRACTION or [pQ:]PERCENT%",
+            fix="pass e.g. --until-ci 0.01 (median, 1 %) or --until-ci p99:2%",
+        )
+    q = float(m.group(1)) if m.group(1) is not None else 50.0
+    frac = value / 100.0 if m.group(3) else value
+    if not 0.0 < q < 100.0:
+        raise UsageError(
+            f"--until-ci percentile p{q:g} is out of range",
+            fix="give a percentile between 0 and 100, e.g. p99",
+        )
+    if not 0.0 < frac < 1.0:
+        raise UsageError(
+            f"--until-ci {text!r} is not a half-width between 0 and 100 %",
+            fix="pass e.g. --until-ci p99:2% or --until-ci 0.02",
+        )
+    return q, frac
 
 
 @dataclass(frozen=True)
@@ -123,6 +196,8 @@ class Measurement:
     wall_s: float
     stop_reason: str
     power_trace: Any = None
+    #: which rule ended the run, one of :data:`STOPPED_BY` ("" for a snapshot still running)
+    stopped_by: str = ""
 
     @property
     def iterations(self) -> int:
@@ -186,10 +261,21 @@ def measure(
     clock: Clock = time.perf_counter_ns,
     power: PowerWindow | None = None,
     on_progress: ProgressCallback | None = None,
+    on_look: LookCallback | None = None,
 ) -> Measurement:
-    """Warm up, then time iterations of ``runner`` (inputs already loaded) until ``stop``."""
+    """Warm up, then time iterations of ``runner`` (inputs already loaded) until ``stop``.
+
+    With ``stop.until_decided``, ``on_look`` is called after each block; the time it takes is
+    left out of the measured window (``wall_s`` and the block boundaries), so deciding does not
+    lower the throughput it judges.
+    """
     warmup = warmup if warmup is not None else Warmup()
     stop = stop if stop is not None else StopRule(duration_s=10.0)
+    if stop.until_decided and on_look is None:
+        raise UsageError(
+            "--until-decided needs something to decide against",
+            fix="give --baseline FILE or --baseline-dir DIR",
+        )
     warm_n, warm_s = _warmup(runner, warmup, transfers, clock)
 
     timer = runner.device_timer()
@@ -199,8 +285,24 @@ def measure(
     dur_ns = int(stop.duration_s * 1e9) if stop.duration_s is not None else None
     cap_ns = int(stop.max_seconds * 1e9)
     target_n = stop.iterations
+    block_ns = cap_ns / stop.looks if stop.until_decided else math.inf
+    look = 0
+    paused = 0  # ns spent in look callbacks, not part of the measured window
     next_progress = 0
     reason = ""
+    stopped_by = ""
+    ci_label = "median" if stop.ci_percentile == 50.0 else f"P{stop.ci_percentile:g}"
+
+    def snapshot(elapsed: int) -> Measurement:
+        return Measurement(
+            latency_ms=np.asarray(host, dtype=np.float64) / 1e6,
+            enqueue_ms=np.asarray(enq, dtype=np.float64) / 1e6,
+            gpu_compute_ms=np.asarray(dev, dtype=np.float64) if dev is not None else None,
+            warmup_iterations=warm_n,
+            warmup_s=warm_s,
+            wall_s=elapsed / 1e9,
+            stop_reason="",
+        )
 
     if power is not None:
         power.start()
@@ -213,27 +315,45 @@ def measure(
             if dev is not None:
                 dev.append(timer.elapsed_ms())
             n = len(host)
-            elapsed = t1 - start
+            elapsed = t1 - start - paused
             if target_n is not None and n >= target_n:
-                reason = f"reached {target_n} iterations"
+                reason, stopped_by = f"reached {target_n} iterations", "iterations"
                 break
             if dur_ns is not None and elapsed >= dur_ns:
-                reason = f"reached {stop.duration_s:g} s"
+                reason, stopped_by = f"reached {stop.duration_s:g} s", "duration"
                 break
-            if elapsed >= cap_ns:
+            if on_look is not None and stop.until_decided and elapsed >= (look + 1) * block_ns:
+                look += 1
+                pause_start = clock()
+                verdict = on_look(look, snapshot(elapsed))
+                paused += clock() - pause_start
+                if verdict is not None:
+                    reason, stopped_by = verdict, "decided"
+                    break
+                if look >= stop.looks:
+                    reason = (
+                        f"the {stop.max_seconds:g} s budget ended after {look} looks "
+                        "before every metric was decided"
+                    )
+                    stopped_by = "max-seconds"
+                    break
+                continue
+            if elapsed >= cap_ns and not stop.until_decided:
                 reason = f"hit the {stop.max_seconds:g} s cap before the stop rule was met"
+                stopped_by = "max-seconds"
                 break
             if (
                 stop.ci_rel_halfwidth is not None
                 and n >= stop.min_iterations
                 and n % _CI_CHECK_EVERY == 0
             ):
-                hw = ci_relative_halfwidth(np.asarray(host, dtype=np.float64), q=50)
+                hw = ci_relative_halfwidth(np.asarray(host, dtype=np.float64), q=stop.ci_percentile)
                 if hw is not None and hw <= stop.ci_rel_halfwidth:
                     reason = (
-                        f"median CI half-width {hw:.2%} <= {stop.ci_rel_halfwidth:.2%} "
+                        f"{ci_label} CI half-width {hw:.2%} <= {stop.ci_rel_halfwidth:.2%} "
                         f"after {n} iterations"
                     )
+                    stopped_by = "ci"
                     break
             if on_progress is not None and elapsed >= next_progress:
                 frac = -1.0
@@ -241,9 +361,11 @@ def measure(
                     frac = elapsed / dur_ns
                 elif target_n:
                     frac = n / target_n
+                elif stop.until_decided:
+                    frac = elapsed / cap_ns
                 on_progress(n, min(frac, 1.0))
                 next_progress = elapsed + _PROGRESS_EVERY_NS
-        end = clock()
+        end = clock() - paused
     finally:
         trace = power.stop() if power is not None else None
     if on_progress is not None:
@@ -257,4 +379,5 @@ def measure(
         wall_s=(end - start) / 1e9,
         stop_reason=reason,
         power_trace=trace,
+        stopped_by=stopped_by,
     )

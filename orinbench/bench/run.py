@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .._io import require_file, sha256_file
 from ..backends.base import Runner
@@ -25,10 +25,23 @@ from ..results.schema import (
 )
 from ..telemetry.host import host_environment
 from .assemble import assemble_result
-from .harness import PowerWindow, ProgressCallback, StopRule, Warmup, measure
+from .harness import Clock, Measurement, PowerWindow, ProgressCallback, StopRule, Warmup, measure
 
 #: a function that turns a power trace into the result's power section
 PowerSummarizer = Callable[..., Mapping[str, Any]]
+
+
+class LookJudge(Protocol):
+    """What ``--until-decided`` needs of its judge (``orinbench.gate.sequential``'s gate).
+
+    ``check`` sees a skeleton result (environment, model and config, no samples) before the warm-up,
+    so an incomparable baseline is refused before anything is measured; ``look_result`` sees the
+    partial result at each look and returns a stop reason once everything is decided.
+    """
+
+    def check(self, result: Result) -> None: ...
+    def look_result(self, look: int, result: Result, *, elapsed_s: float) -> str | None: ...
+
 
 BACKENDS = ("onnxruntime", "tensorrt")
 
@@ -94,21 +107,20 @@ def bench_runner(
     extra_config: Mapping[str, Any] | None = None,
     warnings: Sequence[QualityWarning] = (),
     on_progress: ProgressCallback | None = None,
+    judge: LookJudge | None = None,
+    clock: Clock | None = None,
 ) -> Result:
-    """Measure an already entered runner and assemble its result."""
+    """Measure an already entered runner and assemble its result.
+
+    ``judge`` (with ``stop.until_decided``) is asked at each look whether the samples so far
+    decide the comparison with its baseline. ``clock`` replaces the harness's clock (tests).
+    """
     from ..model.feeds import feed_warnings
 
     warmup = warmup if warmup is not None else Warmup()
     stop = stop if stop is not None else StopRule(duration_s=10.0)
     # NaN/Inf in the data (a user's --inputs file): measured all the same, but said so
     warnings = (*warnings, *feed_warnings(feed, source=input_source))
-    runner.load_inputs(feed)
-    m = measure(
-        runner, warmup=warmup, stop=stop, transfers=transfers, power=power, on_progress=on_progress
-    )
-    power_section = None
-    if m.power_trace is not None and power_summary is not None:
-        power_section = power_summary(m.power_trace, inferences=m.iterations, window_s=m.wall_s)
     config = RunConfig(
         backend=runner.backend,
         precision=precision,
@@ -124,6 +136,38 @@ def bench_runner(
     env = host_environment(
         backend=runner.backend, backend_version=runner.backend_version, device=device
     )
+    on_look = None
+    if judge is not None:
+        skeleton = Result(
+            tool_version="",
+            created_utc="",
+            environment=env,
+            model=model,
+            config=config,
+            samples={},
+            stats={},
+            throughput={},
+        )
+        judge.check(skeleton)
+
+        def on_look(look: int, snap: Measurement) -> str | None:
+            partial = assemble_result(snap, environment=env, model=model, config=config)
+            return judge.look_result(look, partial, elapsed_s=snap.wall_s)
+
+    runner.load_inputs(feed)
+    m = measure(
+        runner,
+        warmup=warmup,
+        stop=stop,
+        transfers=transfers,
+        power=power,
+        on_progress=on_progress,
+        on_look=on_look,
+        **({"clock": clock} if clock is not None else {}),
+    )
+    power_section = None
+    if m.power_trace is not None and power_summary is not None:
+        power_section = power_summary(m.power_trace, inferences=m.iterations, window_s=m.wall_s)
     return assemble_result(
         m, environment=env, model=model, config=config, warnings=warnings, power=power_section
     )

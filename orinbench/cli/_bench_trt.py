@@ -142,6 +142,8 @@ def bench_tensorrt(
             extra_config=extra,
             warnings=[QualityWarning("runner", n) for n in runner.notes],
             on_progress=on_progress,
+            # bench --until-decided's judge (cli/bench.py), None for every other command
+            judge=getattr(args, "until_decided_judge", None),
             **tel.bench_kwargs(),
         )
         more: dict[str, Any] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import finite_or_null
-from ..bench.harness import StopRule, Warmup
+from ..bench.harness import StopRule, Warmup, parse_until_ci
 from ..errors import UsageError
 from ..results.io import save_result
 from ..results.schema import Result
@@ -51,16 +51,18 @@ def add_measure_args(p: argparse.ArgumentParser, *, duration: float = 10.0) -> N
     )
     stop.add_argument(
         "--until-ci",
-        type=float,
         default=None,
-        metavar="FRACTION",
-        help="measure until the median's 95%% CI half-width is below FRACTION of it",
+        metavar="[pQ:]FRACTION",
+        help="measure until the 95%% CI half-width of a percentile is at most FRACTION of it: "
+        "0.01 or 1%% for the median, p99:2%% for the P99 (bounded by --max-seconds)",
     )
     g.add_argument(
         "--max-seconds",
         type=float,
-        default=600.0,
-        help="upper bound on the measured window for --until-ci (default 600)",
+        default=None,
+        metavar="SECONDS",
+        help="upper bound on the measured window for --until-ci (default 600) and the budget of "
+        "bench --until-decided (default 60)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default 0)")
     p.set_defaults(_default_duration=duration)
@@ -222,7 +224,12 @@ def protocol_from_args(args: argparse.Namespace) -> tuple[Warmup, StopRule]:
     if args.iterations is not None:
         stop = StopRule(iterations=args.iterations)
     elif args.until_ci is not None:
-        stop = StopRule(ci_rel_halfwidth=args.until_ci, max_seconds=args.max_seconds)
+        q, frac = parse_until_ci(str(args.until_ci))
+        stop = StopRule(
+            ci_rel_halfwidth=frac,
+            ci_percentile=q,
+            max_seconds=args.max_seconds if args.max_seconds is not None else 600.0,
+        )
     else:
         stop = StopRule(
             duration_s=args.duration if args.duration is not None else args._default_duration

@@ -252,17 +252,7 @@ def compare(
     tolerances = dict(tolerances or {})
     r_metrics = result.metrics()
     b_metrics = baseline.metrics()
-    if metrics is not None:
-        names = list(dict.fromkeys(metrics))
-    else:
-        names = []
-        for m in DEFAULT_BASELINE_METRICS:
-            if m not in b_metrics:
-                continue
-            if m.startswith("power.") and _power_samples(baseline) is None:
-                continue  # a baseline without raw power samples could not support a verdict
-            names.append(m)
-    names += [m for m in tolerances if m not in names]
+    names = compared_metrics(baseline, metrics=metrics, tolerances=tolerances)
 
     ctx = _Context(result, baseline, alpha=alpha, n_resamples=n_resamples, seed=seed)
     out = []
@@ -270,6 +260,29 @@ def compare(
         tol = tolerances.get(m, default_tolerance(m))
         out.append(ctx.verdict(m, r_metrics.get(m), b_metrics.get(m), tol))
     return out
+
+
+def compared_metrics(
+    baseline: Result,
+    *,
+    metrics: Iterable[str] | None = None,
+    tolerances: Mapping[str, float] | None = None,
+) -> list[str]:
+    """The metrics :func:`compare` judges: ``metrics`` if given, else the
+    :data:`DEFAULT_BASELINE_METRICS` the baseline has, then every metric named in ``tolerances``."""
+    if metrics is not None:
+        names = list(dict.fromkeys(metrics))
+    else:
+        b_metrics = baseline.metrics()
+        names = []
+        for m in DEFAULT_BASELINE_METRICS:
+            if m not in b_metrics:
+                continue
+            if m.startswith("power.") and _power_samples(baseline) is None:
+                continue  # a baseline without raw power samples could not support a verdict
+            names.append(m)
+    names += [m for m in (tolerances or {}) if m not in names]
+    return names
 
 
 class _Context:

@@ -216,6 +216,9 @@ class Result:
     stages: Mapping[str, Mapping[str, Any]] | None = None
     accuracy: Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: which stop rule ended the measured run: iterations, duration, ci, decided, max-seconds
+    #: ("" when unknown, as in files written before this field existed)
+    stopped_by: str = ""
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +234,7 @@ class Result:
             "throughput": dict(self.throughput),
             "quality": {
                 "stop_reason": self.stop_reason,
+                "stopped_by": self.stopped_by,
                 "warnings": [w.to_dict() for w in self.warnings],
             },
             "power": dict(self.power) if self.power is not None else None,
@@ -257,6 +261,7 @@ class Result:
             stats={k: dict(v) for k, v in (d.get("stats") or {}).items()},
             throughput=dict(d.get("throughput") or {}),
             stop_reason=str(q.get("stop_reason", "")),
+            stopped_by=str(q.get("stopped_by") or ""),
             warnings=tuple(QualityWarning.from_dict(w) for w in q.get("warnings", ())),
             power=d.get("power"),
             stages=d.get("stages") or None,
