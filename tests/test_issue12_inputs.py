@@ -270,8 +270,8 @@ RUNS_A_MODEL = {
     ("run",): (True, True),
     ("accuracy",): (False, True),
     ("sensitivity",): (False, True),
-    # ONNX Runtime's calibrator opens its own session and takes no threads or providers
-    ("quantize",): (False, False),
+    # the --ort-* options configure the session that runs the calibration samples
+    ("quantize",): (False, True),
     ("calib", "generate"): (False, False),
 }
 
@@ -732,3 +732,37 @@ def test_decide_accepts_a_mixed_shape_holdout_but_not_mixed_calibration_data(
                  str(tmp_path / "w2"))
     )  # fmt: skip
     assert "has shape 1x3x16x16, but" in err and not (tmp_path / "w2").exists()
+
+
+def test_quantize_ort_options_reach_the_calibration_session(
+    run_cli: Cli, dyn_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime as ort
+
+    opened: list[tuple[str, int, list[str]]] = []
+    real = ort.InferenceSession
+
+    class Spy(real):  # type: ignore[misc, valid-type]
+        def __init__(self, path, sess_options=None, providers=None, **kw) -> None:
+            super().__init__(path, sess_options=sess_options, providers=providers, **kw)
+            threads = sess_options.intra_op_num_threads if sess_options is not None else 0
+            opened.append((Path(str(path)).name, threads, list(self.get_providers())))
+
+    monkeypatch.setattr(ort, "InferenceSession", Spy)
+    data = image_set(tmp_path / "set", [16, 16])
+    out = tmp_path / "q.onnx"
+    code, _, err = run_cli(
+        "quantize", str(dyn_model), "--data", str(data), "--out", str(out), "--method", "minmax",
+        "--shape", "images:1x3x16x16", "--ort-threads", "1",
+        "--ort-providers", "CPUExecutionProvider",
+    )  # fmt: skip
+    assert code == 0 and out.is_file(), err
+    # the session that ran the samples (on ONNX Runtime's augmented model) had one thread;
+    # without --ort-threads it would have 0 (ONNX Runtime's own choice)
+    calibration = [o for o in opened if o[0] == "augmented.onnx"]
+    assert calibration and calibration[-1][1:] == (1, ["CPUExecutionProvider"]), opened
+    code, _, err = run_cli(
+        "quantize", str(dyn_model), "--data", str(data), "--out", str(out), "--method", "minmax",
+        "--shape", "images:1x3x16x16", "--ort-threads", "0",
+    )  # fmt: skip
+    one_line_exit_2(code, "", err)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..precision.qdq import DEFAULT_OP_TYPES, DEFAULT_PERCENTILE, METHODS
-from ._common import add_model_input_args
+from ._common import add_model_input_args, ort_options
 from ._outputs import check_outputs
 from ._progress import Progress
 from .calibrate_cmd import add_data_args, shaped_data
@@ -64,9 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="T1,T2",
         help=f"op types whose inputs are quantized (default {','.join(DEFAULT_OP_TYPES)})",
     )
-    # ONNX Runtime's calibrator opens its own session (onnxruntime.quantization), which takes
-    # no thread count or providers from its caller: quantize has --shape only
-    add_model_input_args(p, npz=False, ort=False)
+    # --ort-* configure the session that runs the calibration samples (precision.qdq)
+    add_model_input_args(p, npz=False)
     p.add_argument(
         "--allow-empty",
         action="store_true",
@@ -92,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, ("out",))
     excludes = split_excludes(load_model(args.model, load_external_data=False), args.exclude)
     op_types = op_types_arg(args.op_types)
+    ort = ort_options(args)
     progress = Progress("calibrate", enabled=not args.json)
     try:
         result = run_quantize(
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             exclude_nodes=excludes.nodes,
             exclude_op_types=excludes.op_types,
             allow_empty=args.allow_empty,
+            ort=ort,
             on_progress=lambda done, frac: progress.step(frac, f"{done} samples"),
         )
     finally:

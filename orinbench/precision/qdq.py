@@ -28,7 +28,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,8 +287,13 @@ def calibrate_ranges(
     percentile: float = DEFAULT_PERCENTILE,
     max_samples: int | None = None,
     on_progress: Callable[[int, float], None] | None = None,
+    ort: Mapping[str, Any] | None = None,
 ) -> Any:
     """Calibrate the inputs of the ``op_types`` nodes; returns ONNX Runtime's ``TensorsData``.
+
+    ``ort`` takes the ONNX Runtime options of the other commands (``providers``,
+    ``intra_op_threads``; see :func:`orinbench.cli._common.ort_options`) for the session that
+    runs the calibration samples.
 
     ``on_progress(samples done, fraction)`` is called after each chunk of samples.
 
@@ -317,7 +322,10 @@ def calibrate_ranges(
                     augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                     calibrate_method=ort_method,
                     extra_options=extra,
+                    providers=list(ort["providers"]) if ort and ort.get("providers") else None,
                 )
+                if ort and ort.get("intra_op_threads"):
+                    _limit_threads(calibrator, int(ort["intra_op_threads"]))
                 total = dataset.count if max_samples is None else min(dataset.count, max_samples)
                 done = 0
 
@@ -357,6 +365,29 @@ def calibrate_ranges(
     return cal.TensorsData(qz.CalibrationMethod.Entropy, ranges)
 
 
+def _limit_threads(calibrator: Any, threads: int) -> None:
+    """Re-open ONNX Runtime's calibration session with ``threads`` intra-op threads.
+
+    ``create_calibrator`` takes no session options: it opens the session itself with graph
+    optimisations off (``CalibraterBase.create_inference_session``, onnxruntime 1.16 to 1.32).
+    The session is made again the same way, plus the thread count.
+    """
+    ort_mod = _lazy.require("onnxruntime")
+    path = getattr(calibrator, "augmented_model_path", None)
+    if path is None or not hasattr(calibrator, "infer_session"):
+        raise ModelError(
+            "this onnxruntime's calibrator cannot be given a thread count",
+            why="its calibrator has no augmented_model_path / infer_session",
+            fix="leave out --ort-threads for quantize",
+        )
+    opts = ort_mod.SessionOptions()
+    opts.graph_optimization_level = ort_mod.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = threads
+    calibrator.infer_session = ort_mod.InferenceSession(
+        str(path), sess_options=opts, providers=calibrator.execution_providers
+    )
+
+
 def quantize_qdq(
     model_path: str | os.PathLike[str],
     *,
@@ -375,6 +406,7 @@ def quantize_qdq(
     on_progress: Callable[[int, float], None] | None = None,
     allow_empty: bool = False,
     on_note: Callable[[str], None] | None = None,
+    ort: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write an explicitly quantized (Q/DQ, INT8) copy of ``model_path`` to ``out_path``.
 
@@ -469,6 +501,7 @@ def quantize_qdq(
                 percentile=percentile,
                 max_samples=max_samples,
                 on_progress=on_progress,
+                ort=ort,
             )
         calib: dict[str, Any]
         if supports_precomputed_ranges():
@@ -642,7 +675,7 @@ def run_quantize(
     """:func:`quantize_qdq` with the dataset validated first and both steps timed.
 
     ``options`` are :func:`quantize_qdq`'s other keywords (method, per_channel, exclude_nodes,
-    exclude_op_types, percentile, only_nodes, preprocess_model, tensor_ranges, allow_empty).
+    exclude_op_types, percentile, only_nodes, preprocess_model, tensor_ranges, allow_empty, ort).
     The notes :func:`quantize_qdq` gives are kept in :attr:`QuantizeRun.notes`.
     """
     t0 = time.perf_counter()
