@@ -164,7 +164,10 @@ def _simulate(s: Setting) -> Outcome:
             reason = gate.look_samples(k, series={HOST_LATENCY: x}, values=values)
             if reason is not None:
                 break
-        final = gate.final_verdicts(None, budget_ended=reason is None)
+        # a run that ends undecided is judged on all its samples by the fixed rule
+        final = gate.final_verdicts(
+            _result(res[:stop_n]) if reason is None else None, budget_ended=reason is None
+        )
         seq_fail += GateReport(verdicts=tuple(final)).exit_code != 0
         seq_reg += any(v.metric == P99 and v.status == "regressed" for v in final)
         seq_dec += reason is not None

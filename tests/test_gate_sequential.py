@@ -12,6 +12,7 @@ import pytest
 
 from orinbench.bench.stats import bootstrap_ratio_normal_ci, mean_ratio_ci, normal_cdf
 from orinbench.errors import IncomparableError, UsageError
+from orinbench.gate.compare import compare
 from orinbench.gate.sequential import (
     SequentialGate,
     SpendingPlan,
@@ -335,3 +336,28 @@ def test_gate_power_quick_runs_on_orinbench_code(
     all_slow = rows[1].split("|")
     assert all_slow[1].split()[0] == "100.0%" and all_slow[2].split()[0] == "100.0%"
     assert "24 trials" in out
+
+
+def test_a_budget_that_ends_undecided_falls_back_to_the_fixed_gate_on_all_samples() -> None:
+    # a 500-sample baseline at CV 10 % knows its P99 only to a few %: the looks cannot show
+    # "unchanged" within 5 %, and the plain gate's verdict on the same data is what remains
+    # (about half of such runs end undecided: take the first seed that does)
+    for seed in range(40, 80, 2):
+        baseline = _result(_lognormal(seed, 500, cv=0.10))
+        gate = SequentialGate(baseline, plan=SpendingPlan(looks=3))
+        stream = _lognormal(seed + 1, 3000, cv=0.10)
+        if _run(gate, stream, 3) is None:
+            break
+    else:
+        pytest.fail("no run of 20 ended undecided")
+    undecided = set(gate.looks[-1].undecided)
+    assert "latency.p99_ms" in undecided
+    final = {v.metric: v for v in gate.final_verdicts(_result(stream), budget_ended=True)}
+    fixed = {v.metric: v for v in compare(_result(stream), baseline, alpha=gate.plan.alpha)}
+    for m in undecided:
+        assert final[m].status == fixed[m].status
+        assert final[m].value == fixed[m].value
+        assert "fixed-length gate on all samples" in final[m].message
+    # without the finished result (or before the budget ends) the looks' own verdict stays
+    bare = {v.metric: v for v in gate.final_verdicts(None, budget_ended=True)}
+    assert bare["latency.p99_ms"].status == "inconclusive"

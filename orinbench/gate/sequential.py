@@ -8,8 +8,11 @@ or ``unchanged``. Each decision is positive evidence, never the absence of it:
   above ``1 + tolerance``; ``improved``: entirely below ``1 - tolerance``;
 * ``unchanged``: the interval lies entirely inside ``[1 - tolerance, 1 + tolerance]``
   (an equivalence test: two one-sided tests, one at each tolerance bound);
-* otherwise the metric is undecided and the run goes on; a metric still undecided when the
-  budget ends is ``inconclusive`` (exit 1 unless ``--inconclusive-ok``, as in ``gate``).
+* otherwise the metric is undecided and the run goes on. A metric still undecided when the
+  budget ends gets the verdict of ``gate``'s fixed-length rule on all the samples of the run
+  (tolerance AND a significance test, :func:`~orinbench.gate.compare.compare`): ``regressed``,
+  ``unchanged``, ``improved`` or ``inconclusive`` (exit 1 unless ``--inconclusive-ok``). So the
+  looks only ever add decisions; the run never ends worse than the plain gate on the same data.
 
 Repeated looks (alpha spending, docs/gate.md states the rule): the run has ``K`` planned looks,
 at ``k / K`` of the budget. Look ``k`` uses an equal-tailed interval of confidence ``1 - 2 a_k``,
@@ -475,6 +478,8 @@ class SequentialGate:
                             message=f"{why} before the first look; give a longer --max-seconds",
                         )
                     )
+                elif result is not None and budget_ended:
+                    verdicts.append(self._fixed_fallback(m, result, last))
                 else:
                     message = (
                         f"{why} undecided: {last.message}; run longer (--max-seconds) "
@@ -501,6 +506,27 @@ class SequentialGate:
                     seed=self.seed,
                 )
         return verdicts
+
+    def _fixed_fallback(self, m: str, result: Result, last: MetricVerdict) -> MetricVerdict:
+        """The verdict of a metric the looks left undecided when the budget ended: ``gate``'s
+        fixed-length rule (tolerance AND a significance test, :func:`compare`) on every sample
+        of the finished run, so that ``--until-decided`` never ends worse than the plain gate on
+        the same data would. Its error is the fixed gate's (docs/gate.md), not the sequential
+        guarantee, and the message says so."""
+        (fixed,) = compare(
+            result,
+            self.baseline,
+            metrics=[m],
+            tolerances={m: self.tolerance(m)},
+            alpha=self.plan.alpha,
+            n_resamples=self.n_resamples,
+            seed=self.seed,
+        )
+        message = (
+            f"not decided by the {self.plan.looks} looks ({last.message}); the fixed-length "
+            f"gate on all samples: {fixed.message}"
+        )
+        return MetricVerdict(**{**_fields(fixed), "message": message})
 
     def short_baseline(self) -> list[ReportWarning]:
         """A warning per percentile metric whose baseline alone is too imprecise to decide.
