@@ -162,7 +162,16 @@ def bench_tensorrt(
 
 
 def run_tensorrt(args: argparse.Namespace) -> int:
-    warmup, stop = protocol_from_args(args)
+    result = measure_tensorrt(args)
+    finish_result(result, args, command="bench")
+    return 0
+
+
+def measure_tensorrt(args: argparse.Namespace, *, stop: StopRule | None = None) -> Result:
+    """Bench ``args.model`` on TensorRT with the CLI's protocol (``stop`` replaces its stop
+    rule) and telemetry; the finished result, not yet saved or printed."""
+    warmup, default_stop = protocol_from_args(args)
+    stop = stop if stop is not None else default_stop
     tel = Telemetry(args)
     progress = Progress("bench", enabled=not (args.quiet or args.json))
     try:
@@ -177,9 +186,7 @@ def run_tensorrt(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
-    result = tel.finalize(result)
-    finish_result(result, args, command="bench")
-    return 0
+    return tel.finalize(result)
 
 
 def bench_onnx_with_tensorrt(

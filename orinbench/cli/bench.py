@@ -348,24 +348,8 @@ def _finish(result: Result, args: argparse.Namespace, judge: _UntilDecided | Non
 
 
 def _run_tensorrt_until_decided(args: argparse.Namespace, judge: _UntilDecided) -> int:
-    from ._bench_trt import bench_tensorrt
+    from ._bench_trt import measure_tensorrt
 
-    warmup, _ = protocol_from_args(args)
-    stop = _until_decided_stop(args)
-    tel = Telemetry(args)
-    progress = Progress("bench", enabled=not (args.quiet or args.json))
     args.until_decided_judge = judge  # bench_tensorrt hands it to bench_runner
-    try:
-        result = bench_tensorrt(
-            args.model,
-            args=args,
-            warmup=warmup,
-            stop=stop,
-            tel=tel,
-            on_progress=progress,
-            precision=args.precision,
-        )
-    finally:
-        progress.close()
-    result = tel.finalize(result)
+    result = measure_tensorrt(args, stop=_until_decided_stop(args))
     return _finish(result, args, judge)
