@@ -111,3 +111,24 @@ def test_load_targets_reads_files_and_refuses_missing_or_binary(tmp_path: Path) 
     b.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(TargetsError):
         load_targets(b)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "# only a comment\n", "[targets]\n", '[tolerance]\n"latency.p99_ms" = "5%"\n']
+)
+def test_a_targets_file_without_targets_fails_closed_exit_2(
+    run_cli, tmp_path: Path, text: str
+) -> None:
+    # issue 12 item 7: an empty targets file used to print "gate PASS: nothing checked", exit 0
+    from _gate_results import make_result
+
+    from orinbench.results.io import save_result
+
+    result = save_result(make_result(seed=1), tmp_path / "r.json")
+    targets = tmp_path / "t.toml"
+    targets.write_text(text, encoding="utf-8")
+    code, out, err = run_cli("gate", str(result), "--targets", str(targets), "--no-history")
+    assert code == int(ExitCode.USAGE) == 2
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("gate ERROR: nothing checked")
+    assert "[targets]" in summary and "PASS" not in out

@@ -23,7 +23,9 @@ def mv(metric: str, status: str, kind: str = "baseline", **kw: object) -> Metric
         (["unchanged", "inconclusive"], True, 0),
         (["regressed", "inconclusive"], True, 1),
         (["fail", "error", "inconclusive"], False, 2),
-        ([], False, 0),
+        # nothing checked fails closed (issue 12 item 7)
+        ([], False, 2),
+        ([], True, 2),
     ],
 )
 def test_exit_code(statuses: list[str], ok: bool, code: int) -> None:
