@@ -116,6 +116,9 @@ class FakeCuda:
         self.capture_unsupported = False
         #: sleep for each operation's simulated duration when it runs (see the module docstring)
         self.realtime = False
+        #: how ``realtime`` waits; a test swaps in a virtual clock's ``advance`` so that host
+        #: latencies follow the simulated durations exactly, whatever the machine's load
+        self.sleep: Callable[[float], None] = time.sleep
         self._next_handle = 0x1000
 
     # -- context -------------------------------------------------------------------------------
@@ -178,7 +181,7 @@ class FakeCuda:
             op = s.queue.pop(0)
             s.clock_ms += op.duration_ms
             if self.realtime and op.duration_ms > 0:
-                time.sleep(op.duration_ms / 1000.0)
+                self.sleep(op.duration_ms / 1000.0)
             if op.fn is not None:
                 op.fn()
             if op.event is not None:
