@@ -76,6 +76,11 @@ EQUIVALENT: dict[str, dict[str, str]] = {
             "zip(strict=...) over a row's cells and the widths: both have len(_HEADER) - 1 items"
         ),
     },
+    "calib/cache.py": {
+        "encode_version: 3 :: 3 -> 4": (
+            "[*parts, 0, 0][:3] keeps the first three numbers whether parts holds three or four"
+        ),
+    },
     "gate/targets.py": {
         "<module>: sys.version_info >= (3, 11) :: >= -> > (#0)": (
             "sys.version_info has five fields, so it never equals (3, 11): > and >= agree"
