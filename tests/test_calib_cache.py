@@ -236,6 +236,8 @@ def test_missing_tensors_are_listed_five_at_most() -> None:
     five = [f"t{i}" for i in range(5)]
     (w,) = check_cache(cache, network_tensors=["images", *five])
     assert "lacks 5 of the network's 6 tensors (t0, t1, t2, t3, t4): " in w
+    (w,) = check_cache(cache, network_tensors=["images", *five, "t5"])
+    assert "lacks 6 of the network's 7 tensors (t0, t1, t2, t3, t4, ... (1 more)): " in w
     (w,) = check_cache(cache, network_tensors=["images", *five, "t5", "t6"])
     assert "lacks 7 of the network's 8 tensors (t0, t1, t2, t3, t4, ... (2 more)): " in w
 
