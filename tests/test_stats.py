@@ -330,3 +330,117 @@ def test_stats_and_gate_run_without_scipy() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# -- pinned by mutation testing (benchmarks/mutate.py) ------------------------------------------
+
+
+def _scipy_ranks(n: int, q: float, conf: float) -> tuple[int, int] | None:
+    """Equal-tailed order-statistic ranks from scipy's binomial, independent of the module."""
+    half = (1.0 - conf) / 2.0
+    r = np.arange(1, n + 1)
+    lows = r[scipy.stats.binom.cdf(r - 1, n, q) <= half]
+    highs = r[scipy.stats.binom.sf(r - 1, n, q) <= half]
+    return (int(lows.max()), int(highs.min())) if lows.size and highs.size else None
+
+
+def test_summary_stores_the_order_statistics_of_the_intervals() -> None:
+    # hand derivation, n = 10, P50, 95 %: P(K <= 1) = 11/1024 <= 0.025 < P(K <= 2) = 56/1024,
+    # so l = 2; P(K >= 9) = 11/1024 <= 0.025 < P(K >= 8), so u = 9
+    s = summarize([10.0, 1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 6.0, 5.0])
+    assert s.ci["p50_ms"] == (2.0, 9.0)
+    assert s.ci["p90_ms"] is None and s.ci["p99_ms"] is None
+    assert s.to_dict()["ci"]["p50_ms"] == [2.0, 9.0]
+    # and the stored values for every percentile of a long run, against scipy's binomial
+    x = lognormal(5000, seed=3)
+    srt = np.sort(x)
+    for conf in (0.95, 0.9):
+        got = summarize(x, confidence=conf)
+        for p in stats.PERCENTILES:
+            ranks = _scipy_ranks(5000, p / 100.0, conf)
+            key = "p" + f"{p:g}".replace(".", "_") + "_ms"
+            want = None if ranks is None else (srt[ranks[0] - 1], srt[ranks[1] - 1])
+            assert got.ci[key] == want, (conf, p)
+    assert percentile_ci(x, 99.0) == summarize(x).ci["p99_ms"]
+
+
+def test_percentile_ci_values_match_scipy_ranks() -> None:
+    x = lognormal(500, seed=4)
+    srt = np.sort(x)
+    for q in (50.0, 90.0, 95.0, 99.0):
+        ranks = _scipy_ranks(500, q / 100.0, 0.95)
+        assert ranks is not None
+        assert percentile_ci(x, q) == (srt[ranks[0] - 1], srt[ranks[1] - 1]), q
+
+
+def _tukey(extras: list[float]) -> list[str]:
+    # Q1 = 10 and Q3 = 12 exactly (linear percentiles of 49 tens and 49 twelves plus the extras
+    # at the ends), so IQR = 2 and the far fences are 4 and 18
+    return codes(np.array([10.0] * 49 + [12.0] * 49 + extras))
+
+
+def test_outlier_fences_are_three_iqr_and_one_percent() -> None:
+    assert "outliers" not in _tukey([18.0, 18.0])  # on the fence is not beyond it
+    assert "outliers" in _tukey([18.001, 18.001])  # 2 of 100 beyond: more than 1 %
+    assert "outliers" not in _tukey([16.0, 16.0])  # beyond 1.5 IQR but not 3 IQR
+    assert "outliers" not in _tukey([4.0, 4.0])
+    assert "outliers" in _tukey([3.999, 3.999])
+    assert "outliers" not in _tukey([12.0, 100.0])  # 1 of 100 is exactly 1 %: not more
+    x = np.array([10.0] * 49 + [12.0] * 49 + [30.0] * 2)
+    (w,) = [w for w in stats.quality_warnings(x) if w.code == "outliers"]
+    assert w.message.startswith("2 of 100 samples (2.0%) lie beyond 3·IQR of the quartiles (max 30")
+
+
+def test_drift_compares_the_first_and_the_last_quarter() -> None:
+    rng = np.random.default_rng(0)
+    noise = lambda n: rng.normal(0.0, 0.05, n)  # noqa: E731
+    # the last quarter (25 samples) holds 13 slow ones, then 12 normal ones: its median is slow,
+    # while the last eighth alone would be all normal
+    x = np.concatenate([10 + noise(75), 12 + noise(13), 10 + noise(12)])
+    (w,) = [w for w in stats.quality_warnings(x, percentiles=(50.0,)) if w.code == "drift"]
+    first, last = np.median(x[:25]), np.median(x[-25:])
+    assert f"median {last:.4g} ms vs {first:.4g} ms" in w.message
+    assert f"is {(last - first) / first:.1%} slower" in w.message
+    # 40 samples: 10 a quarter, just enough for the check
+    x40 = np.concatenate([10 + noise(30), 12 + noise(10)])
+    assert "drift" in codes(x40)
+    assert "drift" not in codes(x40[1:])  # 39: 9 a quarter, too few
+    # a 4 % change is within the 5 % threshold, however significant
+    assert "drift" not in codes(np.concatenate([10 + noise(75), 10.4 + noise(25)]))
+
+
+def test_high_variation_is_above_ten_percent() -> None:
+    x = lognormal(2000, seed=1, sigma=0.07)
+    cv = float(np.std(x, ddof=1) / np.mean(x))
+    assert 0.05 < cv < 0.10
+    assert "high-variation" not in codes(x)
+
+
+def test_noise_sigma_is_the_scaled_mad_of_the_differences() -> None:
+    # differences 1, 2, 3, 4: median 2.5, absolute deviations 1.5, .5, .5, 1.5, MAD 1
+    assert stats.robust_noise_sigma([0.0, 1.0, 3.0, 6.0, 10.0]) == pytest.approx(
+        1.4826 / math.sqrt(2.0), rel=1e-12
+    )
+    # quantised: MAD 0, so std of the differences (0, 0, 0, 5, 0, 0) / sqrt 2
+    want = math.sqrt(25.0 / 6.0 - (5.0 / 6.0) ** 2) / math.sqrt(2.0)
+    assert stats.robust_noise_sigma([0.0] * 4 + [5.0] * 3) == pytest.approx(want, rel=1e-12)
+    assert stats.robust_noise_sigma([1.0, 2.0]) == 0.0
+    assert stats.robust_noise_sigma([3.0] * 10) == 0.0
+
+
+def test_segmentation_searches_both_sides_of_a_change() -> None:
+    rng = np.random.default_rng(0)
+    # the large step (at 60) is found first; the small one (at 30) lies to its left
+    left = np.concatenate([np.zeros(30), np.full(30, 5.0), np.full(30, 20.0)])
+    assert stats.change_points(left + rng.normal(0.0, 0.5, 90)) == [30, 60]
+    # and mirrored: the small one to the right of the large one
+    right = np.concatenate([np.zeros(30), np.full(30, 15.0), np.full(30, 20.0)])
+    assert stats.change_points(right + rng.normal(0.0, 0.5, 90)) == [30, 60]
+
+
+def test_a_step_min_size_from_either_end_is_found() -> None:
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.full(3, 10.0), np.zeros(27)]) + rng.normal(0.0, 0.1, 30)
+    assert stats.change_points(x) == [3]
+    y = np.concatenate([np.zeros(27), np.full(3, 10.0)]) + rng.normal(0.0, 0.1, 30)
+    assert stats.change_points(y) == [27]
