@@ -43,15 +43,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,6 +80,19 @@ MODULES: dict[str, tuple[str, ...]] = {
 #: does not contain the line number, so it survives edits elsewhere in the module). Only list a
 #: mutant here after convincing yourself that it cannot change any output.
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "gate/compare.py": {
+        "direction: 1 :: 1 -> 2": (
+            'metric.rsplit(".", 2)[-1] is the same last component as metric.rsplit(".", 1)[-1]'
+        ),
+        "default_tolerance: if metric.startswith('throughput.'): :: delete statement": (
+            "THROUGHPUT_TOLERANCE equals OTHER_TOLERANCE (and LATENCY_TOLERANCE): a throughput "
+            "metric falls through to the same 5 %"
+        ),
+        "default_tolerance: if metric.endswith('_ms'): :: delete statement": (
+            "LATENCY_TOLERANCE equals OTHER_TOLERANCE: a latency metric falls through to the "
+            "same 5 %"
+        ),
+    },
     "gate/verdict.py": {
         "GateReport.to_text: True :: True -> False": (
             "zip(strict=...) over a row's cells and the widths: both have len(_HEADER) - 1 items"
@@ -173,17 +189,30 @@ def _is_type_checking(node: ast.AST) -> bool:
 _SKIP_FIELDS = {"annotation", "returns", "decorator_list", "type_comment"}
 
 
-def _sites(tree: ast.AST) -> Iterator[tuple[ast.AST, ast.AST | None, str, int | None, str]]:
-    """``(node, parent, field, index in field, function qualname)`` in a fixed order."""
+Site = tuple[ast.AST, ast.AST | None, str, int | None, str, ast.AST | None]
 
-    def walk(node: ast.AST, parent: ast.AST | None, field: str, idx: int | None, func: str):
+
+def _sites(tree: ast.AST) -> Iterator[Site]:
+    """``(node, parent, field, index in field, function qualname, innermost statement)`` in a
+    fixed order."""
+
+    def walk(
+        node: ast.AST,
+        parent: ast.AST | None,
+        field: str,
+        idx: int | None,
+        func: str,
+        stmt: ast.AST | None = None,
+    ) -> Iterator[Site]:
         if isinstance(node, ast.JoinedStr) or _is_type_checking(node):
             return
         if isinstance(node, (ast.Assert, ast.Import, ast.ImportFrom)):
             return
         if _is_docstring(node) if isinstance(node, ast.stmt) else False:
             return
-        yield node, parent, field, idx, func
+        if isinstance(node, ast.stmt):
+            stmt = node
+        yield node, parent, field, idx, func, stmt
         inner = func
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             inner = f"{func}.{node.name}" if func else node.name
@@ -193,9 +222,9 @@ def _sites(tree: ast.AST) -> Iterator[tuple[ast.AST, ast.AST | None, str, int | 
             if isinstance(value, list):
                 for i, item in enumerate(value):
                     if isinstance(item, ast.AST):
-                        yield from walk(item, node, name, i, inner)
+                        yield from walk(item, node, name, i, inner, stmt)
             elif isinstance(value, ast.AST):
-                yield from walk(value, node, name, None, inner)
+                yield from walk(value, node, name, None, inner, stmt)
 
     yield from walk(tree, None, "", None, "")
 
@@ -288,7 +317,7 @@ def mutants(module: str, source: str) -> list[Mutant]:
     tree = ast.parse(source)
     out: list[Mutant] = []
     seen: dict[str, int] = {}
-    for i, (node, parent, _field, _idx, func) in enumerate(_sites(tree)):
+    for i, (node, parent, _field, _idx, func, _stmt) in enumerate(_sites(tree)):
         for j, desc in enumerate(_options(node, parent)):
             if isinstance(node, ast.stmt) and desc in ("delete statement", "return None"):
                 snippet = ast.unparse(node).splitlines()[0]
@@ -307,7 +336,7 @@ def mutants(module: str, source: str) -> list[Mutant]:
 
 def mutated_source(source: str, m: Mutant) -> str:
     tree = ast.parse(source)
-    for i, (node, parent, field, idx, _func) in enumerate(_sites(tree)):
+    for i, (node, parent, field, idx, _func, _stmt) in enumerate(_sites(tree)):
         if i == m.index:
             desc = _options(node, parent)[m.option]
             _apply(node, parent, field, idx, desc)
@@ -336,8 +365,49 @@ def _make_copy() -> Path:
     return root
 
 
-def _spawn(root: Path, tests: tuple[str, ...], log: Path) -> int:
-    """Fork a child that runs pytest on ``tests`` in the copy at ``root``; returns its pid."""
+class _LineTracer:
+    """A pytest plugin that records which lines of one file each test executes.
+
+    Lines executed outside any test (at import, in collection) are recorded under ``""``.
+    """
+
+    def __init__(self, filename: str, out: Path) -> None:
+        self.filename = filename
+        self.out = out
+        self.current = ""
+        self.lines: dict[str, set[int]] = {"": set()}
+
+    def _global(self, frame: Any, event: str, arg: Any) -> Any:
+        return self._local if frame.f_code.co_filename == self.filename else None
+
+    def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            self.lines.setdefault(self.current, set()).add(frame.f_lineno)
+        return self._local
+
+    def start(self) -> None:
+        sys.settrace(self._global)
+        threading.settrace(self._global)
+
+    def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> None:
+        self.current = item.nodeid
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self.current = ""
+
+    def pytest_sessionfinish(self, session: Any, exitstatus: int) -> None:
+        sys.settrace(None)
+        data = {k: sorted(v) for k, v in self.lines.items()}
+        self.out.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _spawn(
+    root: Path, tests: Sequence[str], log: Path, *, trace: tuple[str, Path] | None = None
+) -> int:
+    """Fork a child that runs pytest on ``tests`` in the copy at ``root``; returns its pid.
+
+    With ``trace`` (file, output), the child also records the lines of that file each test runs.
+    """
     pid = os.fork()
     if pid:
         return pid
@@ -350,8 +420,13 @@ def _spawn(root: Path, tests: tuple[str, ...], log: Path) -> int:
         sys.path.insert(0, str(root))
         import pytest
 
+        plugins: list[Any] = []
+        if trace is not None:
+            tracer = _LineTracer(trace[0], trace[1])
+            tracer.start()
+            plugins.append(tracer)
         args = ["-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
-        rc = pytest.main(args)
+        rc = pytest.main(args, plugins=plugins)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(int(rc))
@@ -383,6 +458,45 @@ class Outcome:
     seconds: float
 
 
+def _selector(
+    source: str, lines: dict[str, list[int]], tests: tuple[str, ...]
+) -> Callable[[Mutant], list[str]]:
+    """Which tests to run against a mutant: those that executed the statement it changes.
+
+    ``lines`` maps test node ids to the lines of the (re-generated) module they executed, ``""``
+    to the lines executed outside any test (imports, collection). A mutant of a statement run at
+    import (module constants, default arguments) gets every test; one of a statement that no
+    test runs gets none (it survives). Tests are selected by function, all parameters included.
+    """
+    regenerated = ast.parse(ast.unparse(ast.parse(source)))
+    original = list(_sites(ast.parse(source)))
+    sites = list(_sites(regenerated))
+    same = len(original) == len(sites) and all(
+        type(a[0]) is type(b[0]) for a, b in zip(original, sites, strict=True)
+    )
+    at_import = set(lines.get("", []))
+    by_test = {t: set(v) for t, v in lines.items() if t}
+    if not same or not by_test:  # cannot map the mutants onto the trace: run everything
+        return lambda m: list(tests)
+    ranges = [_stmt_range(node, stmt) for node, _p, _f, _i, _fn, stmt in sites]
+
+    def select(m: Mutant) -> list[str]:
+        lo, hi = ranges[m.index]
+        span = set(range(lo, hi + 1))
+        if span & at_import:
+            return list(tests)
+        names = [t.split("[", 1)[0] for t, seen in by_test.items() if seen & span]
+        return list(dict.fromkeys(names))
+
+    return select
+
+
+def _stmt_range(node: ast.AST, stmt: ast.AST | None) -> tuple[int, int]:
+    target = stmt if stmt is not None else node
+    lo = getattr(target, "lineno", 0)
+    return lo, getattr(target, "end_lineno", None) or lo
+
+
 def run_module(
     module: str,
     *,
@@ -405,12 +519,14 @@ def run_module(
         target0 = roots[0] / "orinbench" / module
         target0.write_text(ast.unparse(ast.parse(source)), encoding="utf-8")
         t0 = time.monotonic()
-        rc = _wait(_spawn(roots[0], tests, roots[0] / "log.txt"), 600)
+        trace = (str(target0), roots[0] / "lines.json")
+        rc = _wait(_spawn(roots[0], tests, roots[0] / "log.txt", trace=trace), 900)
         base_s = time.monotonic() - t0
         if rc != 0:
             log = (roots[0] / "log.txt").read_text(errors="replace")[-3000:]
             raise SystemExit(f"{module}: the tests fail without any mutant (rc {rc}):\n{log}")
         limit = timeout if timeout is not None else max(15.0, 4.0 * base_s)
+        select = _selector(source, json.loads(trace[1].read_text(encoding="utf-8")), tests)
         equivalent = EQUIVALENT.get(module, {})
         outcomes: list[Outcome] = []
         free = list(range(jobs))
@@ -419,12 +535,20 @@ def run_module(
         while queue or running:
             while queue and free:
                 m = queue.pop(0)
+                chosen = select(m)
+                if not chosen:
+                    # no test runs this code: the mutant survives without a run
+                    st = "equivalent" if m.key in EQUIVALENT.get(module, {}) else "survived"
+                    outcomes.append(Outcome(m, st, 0.0))
+                    print(f"  {len(outcomes)}/{len(todo)} {st:9s} L{m.line} {m.key} (no test "
+                          "runs it)", flush=True)  # fmt: skip
+                    continue
                 slot = free.pop()
                 root = roots[slot]
                 (root / "orinbench" / module).write_text(
                     mutated_source(source, m), encoding="utf-8"
                 )
-                pid = _spawn(root, tests, root / "log.txt")
+                pid = _spawn(root, chosen, root / "log.txt")
                 running[pid] = (slot, m, time.monotonic())
             # wait for any child (polling keeps per-child timeouts simple)
             time.sleep(0.02)
