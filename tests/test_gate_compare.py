@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from orinbench.gate.compare import (
     COMPARABILITY_KEYS,
     DEFAULT_BASELINE_METRICS,
     _power_samples,
+    _split_series,
+    _Test,
     check_comparable,
     default_tolerance,
     direction,
@@ -402,3 +405,106 @@ def test_power_samples_in_a_list_trace_decide_the_verdict() -> None:
     assert statuses(compare(with_pairs(hot_w, 2), with_pairs(base_w, 1)))["power.mean_w"] == (
         "regressed"
     )
+
+
+def test_series_names_split_into_series_and_statistic() -> None:
+    assert _split_series("latency.p99_ms") == ("latency", "p99_ms")
+    assert _split_series("stages.cam.latency.p99_ms") == ("stages.cam.latency", "p99_ms")
+    assert _split_series("stages.cam.p99_ms") is None
+    assert _split_series("a.b.c.p99_ms") is None
+    assert _split_series("p99_ms") is None
+
+
+def _with(base: Result, **kw: Any) -> Result:
+    return dataclasses.replace(base, **kw)
+
+
+def test_default_metrics_skip_power_without_raw_samples_in_the_baseline() -> None:
+    base = make_result(seed=1, power={"mean_w": 30.0})
+    got = statuses(compare(make_result(seed=2, power={"mean_w": 30.0}), base))
+    assert "power.mean_w" not in got and "latency.p99_ms" in got
+
+
+def test_errors_name_which_side_lacks_the_metric_or_its_direction() -> None:
+    r = make_result(seed=2, power={"mean_w": 30.0})
+    (v,) = compare(r, BASE, metrics=["power.mean_w"])
+    assert v.status == "error" and v.message.startswith("the baseline has no such metric")
+    acc = _with(make_result(seed=2), accuracy={"cosine": 0.99})
+    (v,) = compare(acc, _with(BASE, accuracy={"cosine": 0.999}), metrics=["accuracy.cosine"])
+    assert v.status == "error" and v.message.startswith("no known better direction")
+
+
+def test_exactly_at_the_tolerance_is_unchanged_in_both_directions() -> None:
+    # values whose ratios are exact in binary: delta is exactly +-25 %
+    base = _with(make_result(seed=1, power={"mean_w": 1.0}), stages={"cam": {"fps": 10.0}})
+    tol = {"power.mean_w": 0.25, "stages.cam.fps": 0.25}
+    for w, fps in ((1.25, 12.5), (0.75, 7.5)):
+        r = _with(make_result(seed=2, power={"mean_w": w}), stages={"cam": {"fps": fps}})
+        got = compare(r, base, metrics=list(tol), tolerances=tol)
+        assert [v.status for v in got] == ["unchanged", "unchanged"], got
+        assert [abs(v.delta_pct or 0.0) for v in got] == [25.0, 25.0]
+
+
+def test_metrics_without_a_test_are_judged_on_the_point_estimate() -> None:
+    # a stage's fps (no raw samples for it), the maximum latency, a soak figure and power with raw
+    # samples on one side only: never a significance test
+    base = _with(
+        make_result(seed=1, power={"mean_w": 30.0, "samples_w": [30.0] * 50}),
+        stages={"cam": {"fps": 10.0}},
+        extra={"soak": {"p99_ms": 10.0}},
+    )
+    near = _with(
+        make_result(seed=2, power={"mean_w": 30.3}),
+        stages={"cam": {"fps": 10.1}},
+        extra={"soak": {"p99_ms": 10.2}},
+    )
+    names = ["stages.cam.fps", "latency.max_ms", "soak.p99_ms", "power.mean_w"]
+    got = compare(near, base, metrics=names, tolerances={"latency.max_ms": 0.5})
+    assert [v.status for v in got] == ["unchanged"] * 4, got
+    far = _with(near, stages={"cam": {"fps": 5.0}}, extra={"soak": {"p99_ms": 20.0}})
+    far = _with(far, power={"mean_w": 45.0})
+    got = compare(far, base, metrics=["stages.cam.fps", "soak.p99_ms", "power.mean_w"])
+    for v in got:
+        assert v.status == "inconclusive" and "has no raw samples to test significance" in v.message
+    assert len(got) == 3
+
+
+def test_exactly_the_samples_a_p99_interval_needs_are_enough() -> None:
+    r, b = make_result(latency_samples(368, seed=2)), make_result(latency_samples(368, seed=1))
+    (v,) = compare(r, b, metrics=["latency.p99_ms"])
+    assert v.status == "unchanged" and v.ci is not None
+
+
+def test_the_ci_must_be_strictly_beyond_the_bound() -> None:
+    # the interval ends exactly on the bound (exact binary fractions): not beyond it
+    ok, text = _Test("ci", ci=(1.25, 1.5)).significant(larger=True, tol=0.25, alpha=0.05)
+    assert not ok and text.endswith("[1.250, 1.500], not above 1.250")
+    ok, text = _Test("ci", ci=(0.5, 0.75)).significant(larger=False, tol=0.25, alpha=0.05)
+    assert not ok and text.endswith("[0.500, 0.750], not below 0.750")
+    assert _Test("ci", ci=(1.3, 1.5)).significant(larger=True, tol=0.25, alpha=0.05)[0]
+    # the kind decides the test, not whether an interval is present
+    ok, text = _Test("mw", p_value=0.01, effect=0.9, ci=(0.1, 0.2), what="w").significant(
+        larger=True, tol=0.25, alpha=0.05
+    )
+    assert ok and text == "Mann–Whitney on the w: p=0.01"
+
+
+@pytest.mark.parametrize(
+    ("p", "effect", "larger", "ok", "text"),
+    [
+        (0.01, 0.9, True, True, "p=0.01"),  # slower samples, larger metric: agrees
+        (0.01, 0.5, False, True, "p=0.01"),  # an effect of exactly one half is "not larger"
+        (0.05, 0.9, True, False, "p=0.05"),  # p equal to alpha is not significant
+        (0.05, 0.1, True, False, "p=0.05"),  # ... and then no "other way" either
+        (0.5, 0.1, True, False, "p=0.5"),  # not significant: the direction is not remarked on
+        (0.01, 0.1, True, False, "p=0.01 but the samples moved the other way"),
+        (0.001, 0.9, True, True, "p=0.001"),
+        (0.0007, 0.9, True, True, "p<0.001"),
+        (0.0004, 0.9, True, True, "p<0.001"),
+    ],
+)
+def test_mann_whitney_evidence(p: float, effect: float, larger: bool, ok: bool, text: str) -> None:
+    got = _Test("mw", p_value=p, effect=effect, what="w").significant(
+        larger=larger, tol=0.05, alpha=0.05
+    )
+    assert got == (ok, f"Mann–Whitney on the w: {text}")
