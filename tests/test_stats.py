@@ -444,3 +444,86 @@ def test_a_step_min_size_from_either_end_is_found() -> None:
     assert stats.change_points(x) == [3]
     y = np.concatenate([np.zeros(27), np.full(3, 10.0)]) + rng.normal(0.0, 0.1, 30)
     assert stats.change_points(y) == [27]
+
+
+def test_drift_significance_level_is_one_percent() -> None:
+    # seed 55: the quarters differ by 6 % and Mann–Whitney gives p = 0.0074, between 0.005 and
+    # 0.01 (scipy's figure): drift at the 1 % level
+    rng = np.random.default_rng(55)
+    first, mid = 10 + rng.normal(0, 0.6, 25), 10 + rng.normal(0, 0.6, 50)
+    last = 10.7 + rng.normal(0, 0.6, 25)
+    p = scipy.stats.mannwhitneyu(first, last, method="asymptotic").pvalue
+    assert 0.005 < p < 0.01
+    assert "drift" in codes(np.concatenate([first, mid, last]))
+
+
+def test_binomial_cdf_against_scipy_and_at_the_ends() -> None:
+    from orinbench.bench.stats import _binom_cdf
+
+    got = _binom_cdf(7, 0.3)
+    assert got.shape == (8,)
+    np.testing.assert_allclose(got, scipy.stats.binom.cdf(np.arange(8), 7, 0.3), rtol=1e-12)
+    assert _binom_cdf(4, 0.0).tolist() == [1.0] * 5
+    assert _binom_cdf(4, 1.0).tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def test_interval_ranks_where_the_tail_equals_alpha_half() -> None:
+    # n = 2, P50, 50 %: P(K <= 0) = 1/4 = alpha/2 and P(K >= 2) = 1/4: ranks 1 and 2
+    assert order_statistic_ci(2, 0.5, 0.5) == (1, 2)
+    # and the count needed: 0.5**2 = 1/4 <= 1/4, so 2 samples
+    assert min_samples_for_percentile(0.5, 0.5) == 2
+    # 1 - 2**-28: the logarithms give 30, the exact answer is 29 (0.5**29 = 2**-29 = alpha/2)
+    assert min_samples_for_percentile(0.5, 1.0 - 2.0**-28) == 29
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])
+def test_quantile_and_confidence_out_of_range_are_refused(bad: float) -> None:
+    with pytest.raises(OrinbenchError, match="quantile"):
+        order_statistic_ci(10, bad, 0.95)
+    with pytest.raises(OrinbenchError, match="quantile"):
+        min_samples_for_percentile(bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        order_statistic_ci(10, 0.5, bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        min_samples_for_percentile(0.5, bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        summarize([1.0, 2.0], confidence=bad)
+
+
+def test_summary_spread_of_two_samples_and_a_zero_mean() -> None:
+    s = summarize([1.0, 3.0])
+    assert s.std_ms == pytest.approx(math.sqrt(2.0)) and s.cv == pytest.approx(math.sqrt(2.0) / 2)
+    assert summarize([0.5, 1.5]).cv == pytest.approx(math.sqrt(0.5))  # mean exactly 1
+    assert summarize([-1.0, 1.0]).cv == 0.0  # mean 0: no CV
+
+
+def test_ci_relative_halfwidth_of_the_median_by_default() -> None:
+    x = lognormal(200, seed=6)
+    srt = np.sort(x)
+    lo, hi = _scipy_ranks(200, 0.5, 0.95) or (0, 0)
+    want = (srt[hi - 1] - srt[lo - 1]) / 2.0 / float(np.median(x))
+    assert ci_relative_halfwidth(x) == pytest.approx(want, rel=1e-12)
+    # a median of 0 has no relative width
+    assert ci_relative_halfwidth(np.arange(-50.0, 51.0)) is None
+
+
+def test_is_stable_windows_and_tolerance() -> None:
+    assert stats.is_stable([1.0, 1.015]) is True  # 1.5 % apart, within the default 2 %
+    assert stats.is_stable([1.0, 1.025]) is False
+    assert stats.is_stable([1.0, 1.25], rel_tol=0.25) is True  # exactly at the tolerance
+    assert stats.is_stable([1.0, 1.0], k=1) is True
+    assert stats.is_stable([1.0]) is False and stats.is_stable([1.0, 1.0], k=0) is False
+    # the last k against the k before them, whatever comes earlier
+    assert stats.is_stable([1.0, 5.0, 1.0, 1.0], k=1) is True
+    assert stats.is_stable([1.0, 9.0, 9.0, 1.0], k=1) is False
+
+
+def test_mann_whitney_small_samples_against_scipy_and_by_hand() -> None:
+    # a = [1], b = [2, 3]: U = 0, mu = 1, sigma^2 = 2/12 * 4, z = -(1 - 1/2) / sigma
+    mw = mann_whitney_u([1.0], [2.0, 3.0])
+    assert mw.u == 0.0 and mw.effect == 1.0
+    assert mw.z == pytest.approx(-0.5 / math.sqrt(2.0 / 3.0), rel=1e-12)
+    ref = scipy.stats.mannwhitneyu([1.0], [2.0, 3.0], method="asymptotic").pvalue
+    assert mw.p_value == pytest.approx(ref, rel=1e-12)
+    same = mann_whitney_u([1.0, 1.0], [1.0, 1.0])  # all tied: no variance
+    assert (same.z, same.p_value, same.effect) == (0.0, 1.0, 0.5)
