@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from orinbench.gate.verdict import GateReport, MetricVerdict, ReportWarning
+from orinbench.gate.verdict import NOTHING_CHECKED, GateReport, MetricVerdict, ReportWarning
 
 
 def mv(metric: str, status: str, kind: str = "baseline", **kw: object) -> MetricVerdict:
@@ -211,3 +211,10 @@ def test_p_value_text_at_its_boundary(p: float, text: str) -> None:
     report = GateReport((mv("m", "unchanged", value=1.0, baseline_value=1.0, p_value=p),))
     # columns: m, baseline, unchanged, 1, "baseline 1" (two words), delta -, p
     assert report.to_text().splitlines()[2].split()[7] == text
+
+
+def test_nothing_checked_says_why_and_what_to_do() -> None:
+    empty = GateReport(())
+    assert empty.summary() == f"gate ERROR: {NOTHING_CHECKED}"
+    assert "[targets]" in NOTHING_CHECKED and "baseline" in NOTHING_CHECKED
+    assert empty.to_text().splitlines()[-1] == empty.summary()
