@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -527,3 +528,85 @@ def test_mann_whitney_small_samples_against_scipy_and_by_hand() -> None:
     assert mw.p_value == pytest.approx(ref, rel=1e-12)
     same = mann_whitney_u([1.0, 1.0], [1.0, 1.0])  # all tied: no variance
     assert (same.z, same.p_value, same.effect) == (0.0, 1.0, 0.5)
+
+
+def test_bootstrap_defaults_and_refusals() -> None:
+    a = np.linspace(1.0, 100.0, 2000)
+    b = np.where(a > 40, 2.0 * a, a)  # P25 unchanged, P50 doubled
+    lo, hi = bootstrap_ratio_ci(a, b)  # the median by default
+    assert 1.5 < lo <= hi
+    assert bootstrap_ratio_ci(a, b, q=25.0)[1] < 1.5
+    assert bootstrap_ratio_ci(a, b) == bootstrap_ratio_ci(a, b, q=50.0, n_resamples=2000)
+    assert bootstrap_ratio_ci(a, b, q=0.0)[0] == 1.0 and bootstrap_ratio_ci(a, b, q=100.0)
+    assert bootstrap_ratio_ci(a, b, q=0.5) and bootstrap_ratio_ci(a, b, n_resamples=10)
+    small = np.full(20, 0.5)  # a positive baseline below 1 is fine
+    assert bootstrap_ratio_ci(small, small) == (1.0, 1.0)
+    for kw in ({"q": -0.1}, {"q": 100.1}, {"n_resamples": 9}, {"confidence": 1.0}):
+        with pytest.raises(OrinbenchError):
+            bootstrap_ratio_ci(a, b, **kw)  # type: ignore[arg-type]
+    with pytest.raises(OrinbenchError, match="the bootstrap ratio is undefined"):
+        bootstrap_ratio_ci(np.zeros(20), b[:20])
+
+
+def test_few_samples_at_exactly_the_count_needed() -> None:
+    assert "few-samples" not in codes(lognormal(368, seed=1), percentiles=(99.0,))
+    assert "few-samples" in codes(lognormal(367, seed=1), percentiles=(99.0,))
+
+
+def test_high_variation_edge_cases() -> None:
+    (w,) = [w for w in quality_warnings([1.0, 3.0]) if w.code == "high-variation"]
+    assert w.message.startswith("coefficient of variation 70.7% exceeds 10%")
+    assert "high-variation" in codes(np.array([0.5, 1.5]))  # mean exactly 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by a zero mean, no std of one sample
+        assert "high-variation" not in codes(np.array([-1.0, 1.0]))
+        assert "high-variation" not in codes(np.array([5.0]))
+        assert stats.change_points([5.0] * 30) == []
+    x = lognormal(400, seed=2, sigma=0.2)
+    cv = float(np.std(x, ddof=1)) / abs(float(np.mean(x)))
+    assert "high-variation" not in codes(x, cv_threshold=cv)  # equal is not above
+    assert "high-variation" in codes(x, cv_threshold=cv * 0.999)
+
+
+def test_drift_edge_cases() -> None:
+    # a first-quarter median of exactly 1
+    x = np.array([1.0] * 30 + [1.2] * 10)
+    (w,) = [w for w in quality_warnings(x, percentiles=(50.0,)) if w.code == "drift"]
+    assert "is 20.0% slower than the first (median 1.2 ms vs 1 ms" in w.message
+    # exactly at the thresholds: not beyond them
+    rng = np.random.default_rng(3)
+    y = np.concatenate([10 + rng.normal(0, 0.1, 75), 11 + rng.normal(0, 0.1, 25)])
+    first, last = y[:25], y[-25:]
+    rel = (float(np.median(last)) - float(np.median(first))) / abs(float(np.median(first)))
+    assert "drift" in codes(y)
+    assert "drift" not in codes(y, drift_threshold=rel)
+    p = mann_whitney_u(first, last).p_value
+    assert "drift" not in codes(y, drift_alpha=p)
+
+
+def test_outlier_fences_use_the_quartiles() -> None:
+    # 1..98: Q1 = 25.25, Q3 = 73.75 (linear), IQR = 48.5, upper far fence 219.25; P12.5 would
+    # give a wider IQR and a fence above 240
+    x = np.concatenate([np.arange(1.0, 99.0), [240.0, 240.0]])
+    q1, q3 = np.percentile(x, [25.0, 75.0])
+    assert q3 + 3 * (q3 - q1) < 240.0
+    assert "outliers" in codes(x)
+    assert "outliers" not in codes(np.array([10.0] * 98 + [50.0, 50.0]))  # IQR 0: no fences
+    tiny = np.array([0.10] * 49 + [0.12] * 49 + [0.5, 0.5])  # an IQR below 1 still counts
+    assert "outliers" in codes(tiny)
+
+
+def test_noise_sigma_of_short_series() -> None:
+    # three points: differences 1 and 2, MAD 0.5
+    assert stats.robust_noise_sigma([0.0, 1.0, 3.0]) == pytest.approx(
+        1.4826 * 0.5 / math.sqrt(2.0), rel=1e-12
+    )
+    assert stats.robust_noise_sigma([1.0]) == 0.0
+
+
+def test_change_points_shortest_series_and_bad_values() -> None:
+    # 2 * min_size points: one split is tried, and found
+    assert stats.change_points([0.0, 0.1, 0.0, 10.0, 10.1, 10.0]) == [3]
+    assert stats.change_points([0.0, 0.1, 0.0, 10.0, 10.1]) == []
+    with pytest.raises(OrinbenchError, match="NaN or infinite"):
+        stats.change_points([1.0, math.nan, 2.0, 3.0, 4.0, 5.0])
