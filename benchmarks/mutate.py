@@ -104,6 +104,59 @@ SCOPE: dict[str, frozenset[str]] = {
 #: does not contain the line number, so it survives edits elsewhere in the module). Only list a
 #: mutant here after convincing yourself that it cannot change any output.
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "bench/stats.py": {
+        # with n = 0 the binomial CDF is [1] and cdf[:0] is empty, and with n = 1 cdf[0] = 1 - q
+        # cannot be both <= alpha/2 and >= 1 - alpha/2: None either way, guard or not
+        "order_statistic_ci: if n < 1: :: delete statement": "see above",
+        "order_statistic_ci: n < 1 :: < -> <= (#0)": "see above",
+        "order_statistic_ci: 1 :: 1 -> 2": "see above",
+        # the two loops after the logarithmic estimate settle n exactly whatever the estimate
+        # (the first lowers it while n - 1 suffices, the second raises it while n does not), and
+        # the estimate is never 1 (max(q, 1 - q) >= 0.5 > alpha / 2)
+        "min_samples_for_percentile: 1 :: 1 -> 2": "the loops settle n (see above)",
+        "min_samples_for_percentile: math.log(half) / math.log(worst) :: / -> *": (
+            "the loops settle n (see above)"
+        ),
+        "min_samples_for_percentile: n > 1 and worst ** (n - 1) <= half :: and -> or": (
+            "lowering n to 1 is undone by the second loop"
+        ),
+        "min_samples_for_percentile: n > 1 :: > -> >= (#0)": "worst ** 0 = 1 > alpha / 2",
+        "min_samples_for_percentile: 1 :: 1 -> 2 [2]": "worst ** 1 >= 0.5 > alpha / 2",
+        "min_samples_for_percentile: n - 1 :: - -> +": (
+            "lowering n too far is undone by the second loop"
+        ),
+        "min_samples_for_percentile: 1 :: 1 -> 2 [4]": (
+            "lowering n by 2 goes below the answer, which the second loop restores"
+        ),
+        # the mutants of the second loop's body: the first loop never leaves n too small and the
+        # ceil of the logarithm is never below the answer, so the body never runs
+        "min_samples_for_percentile: n += 1 :: + -> -": "never runs (see above)",
+        "min_samples_for_percentile: n += 1 :: delete statement": "never runs (see above)",
+        "min_samples_for_percentile: 1 :: 1 -> 2 [5]": "never runs (see above)",
+        # both samples hold at least one value, so N >= 2; with N = 2 the tie term changes the
+        # variance only for one tied pair, where U = mu and z = 0, p = 1 either way
+        "mann_whitney_u: big_n > 1 :: > -> >= (#0)": "N >= 2 always",
+        "mann_whitney_u: 1 :: 1 -> 2": "N = 2: z = 0 and p = 1 either way (see above)",
+        "mann_whitney_u: 0.0 :: 0.0 -> 1.0": "the else branch needs N <= 1",
+        # floor(n * U) <= n - 1 for U < 1: the clip at n - 1 (or n + 1) never binds
+        "_bootstrap_percentiles: n - 1 :: - -> + [2]": "U < 1, so the clip never binds",
+        "_bootstrap_percentiles: n - 1 :: - -> + [3]": "U < 1, so the clip never binds",
+        # k = n only when h = n - 1, that is q = 100 and frac = 0: `k >= n` never decides
+        "_bootstrap_percentiles: k >= n :: >= -> > (#0)": "k = n implies frac = 0",
+        # computing the upper order statistic when frac = 0 gives lo + 0 * (hi - lo) = lo: the
+        # same percentile distribution (it draws more variates, so other seeded numbers)
+        "_bootstrap_percentiles: frac == 0.0 or k >= n :: or -> and": (
+            "same distribution of the resampled percentiles (see above)"
+        ),
+        "_bootstrap_percentiles: 0.0 :: 0.0 -> 1.0": (
+            "frac < 1 always: same as `or -> and` (see above)"
+        ),
+        # read only when |rel| > drift_threshold >= 0, so rel != 0 there
+        "quality_warnings: rel > 0 :: > -> >= (#0)": "rel is never 0 where it is read",
+        # the segmentation loop checks each segment's length itself, and an empty or short
+        # series yields no split either way
+        "change_points: 2 * min_size :: * -> /": "the loop checks the length itself",
+    },
     "gate/compare.py": {
         "direction: 1 :: 1 -> 2": (
             'metric.rsplit(".", 2)[-1] is the same last component as metric.rsplit(".", 1)[-1]'

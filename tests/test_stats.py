@@ -489,6 +489,8 @@ def test_quantile_and_confidence_out_of_range_are_refused(bad: float) -> None:
         min_samples_for_percentile(0.5, bad)
     with pytest.raises(OrinbenchError, match="confidence"):
         summarize([1.0, 2.0], confidence=bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        summarize([], confidence=bad)  # the level is checked first
 
 
 def test_summary_spread_of_two_samples_and_a_zero_mean() -> None:
