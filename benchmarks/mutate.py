@@ -128,8 +128,9 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "min_samples_for_percentile: 1 :: 1 -> 2 [4]": (
             "lowering n by 2 goes below the answer, which the second loop restores"
         ),
-        # the mutants of the second loop's body: the first loop never leaves n too small and the
-        # ceil of the logarithm is never below the answer, so the body never runs
+        # the mutants of the second loop's body, which guards against an estimate below the
+        # answer: no such input was found (q = 0.25, 0.5, 0.75 with alpha / 2 = 2**-k for
+        # k <= 60, and the documented levels), so the body never runs; listed, not proven
         "min_samples_for_percentile: n += 1 :: + -> -": "never runs (see above)",
         "min_samples_for_percentile: n += 1 :: delete statement": "never runs (see above)",
         "min_samples_for_percentile: 1 :: 1 -> 2 [5]": "never runs (see above)",
