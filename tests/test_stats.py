@@ -612,3 +612,11 @@ def test_change_points_shortest_series_and_bad_values() -> None:
     assert stats.change_points([0.0, 0.1, 0.0, 10.0, 10.1]) == []
     with pytest.raises(OrinbenchError, match="NaN or infinite"):
         stats.change_points([1.0, math.nan, 2.0, 3.0, 4.0, 5.0])
+
+
+def test_a_split_must_score_above_the_threshold() -> None:
+    # one split of [0, 0, 0, 10, 10, 10]: T = sqrt(3 * 3 / 6) * |0 - 10| / sigma
+    x = [0.0, 0.0, 0.0, 10.0, 10.0, 10.0]
+    t = math.sqrt(3 * 3 / 6) * 10.0 / stats.robust_noise_sigma(x)
+    assert stats.change_points(x, threshold=t) == []  # equal is not above
+    assert stats.change_points(x, threshold=t * 0.999) == [3]
