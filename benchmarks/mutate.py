@@ -10,11 +10,14 @@ timeout counts as killed).
 
 Usage (from the repository root; not part of ``.ci/run``, it takes minutes per module)::
 
-    python benchmarks/mutate.py                        # every module in MODULES
+    python benchmarks/mutate.py --out benchmarks/results/mutation-scores.txt   # all modules
     python benchmarks/mutate.py --module gate/compare.py --jobs 2
     python benchmarks/mutate.py --module stats --list  # the mutants, without running them
-    python benchmarks/mutate.py --module stats --keys-from benchmarks/results/mutation-stats.txt
+    python benchmarks/mutate.py --module stats --keys-from benchmarks/results/mutation-scores.txt
                                                        # re-run only the survivors of a report
+
+The target is 90 % per module. :data:`SCOPE` restricts a module to some of its functions
+(telemetry/power.py: its summaries; its power sources are tested against fake devices elsewhere).
 
 Mutants run in a temporary copy of ``orinbench/`` and ``tests/``; the real tree is never
 written. To keep a run cheap, a parent process imports the heavy dependencies (numpy, scipy,
