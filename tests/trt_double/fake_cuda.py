@@ -112,13 +112,13 @@ class FakeCuda:
         self.ran: Counter[str] = Counter()
         self.graph_launches = 0
         self.pageable_copies = 0
+        #: how ``realtime`` waits; a test swaps in a virtual clock's ``advance`` so that host
+        #: latencies follow the simulated durations exactly, whatever the machine's load
+        self.sleep: Callable[[float], None] = time.sleep
         #: make any work queued while a stream captures fail (an engine that cannot be captured)
         self.capture_unsupported = False
         #: sleep for each operation's simulated duration when it runs (see the module docstring)
         self.realtime = False
-        #: how ``realtime`` waits; a test swaps in a virtual clock's ``advance`` so that host
-        #: latencies follow the simulated durations exactly, whatever the machine's load
-        self.sleep: Callable[[float], None] = time.sleep
         self._next_handle = 0x1000
 
     # -- context -------------------------------------------------------------------------------
