@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,135 @@ def test_network_activation_tensors_are_float_tensors_of_the_graph() -> None:
     model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]))
     assert network_activation_tensors(model) == ["x", "m", "y"]
     onnx.checker.check_model(model)
+
+
+# -- pinned by mutation testing (benchmarks/mutate.py) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "code"),
+    [("8", "8000"), ("8.6", "8600"), ("10", "100000"), ("10.0.0", "100000"), ("9.9.99", "9999")],
+)
+def test_short_versions_are_padded_with_zeros(version: str, code: str) -> None:
+    assert encode_version(version) == code
+
+
+def test_the_tensorrt_10_boundary_decodes() -> None:
+    # NV_TENSORRT_VERSION of 10.0.0 is 100000: the first code of the 5-digit scheme
+    assert decode_version("100000") == "10.0.0"
+    assert decode_version("99999") == "99.9.99"  # the last of the old scheme, read the old way
+    assert decode_version("100001") == "10.0.1"
+
+
+def test_not_a_version_is_a_calibration_error() -> None:
+    with pytest.raises(CalibrationError, match="'abc' is not a TensorRT version"):
+        encode_version("abc")
+    with pytest.raises(CalibrationError, match="unknown calibrator 'percentile'"):
+        make_cache("8.6.1", "percentile", {"a": 0.5})
+
+
+# scales: 0.125, 1.0, 0 (zero), -1.0, +inf, nan
+ODD = (
+    "TRT-8601-EntropyCalibration2\n"
+    "eighth: 3e000000\n"
+    "one: 3f800000\n"
+    "zero: 0\n"
+    "negative: bf800000\n"
+    "infinite: 7f800000\n"
+    "nan: 7fc00000\n"
+)
+
+
+def test_summary_uses_only_positive_finite_scales() -> None:
+    s = parse_cache(ODD).summary()
+    assert s["tensor_count"] == 6
+    assert s["zero_scales"] == 1 and s["nonfinite_scales"] == 2
+    assert s["scale"] == {
+        "min": 0.125,
+        "max": 1.0,
+        "median": 0.5625,
+        "min_tensor": "eighth",
+        "max_tensor": "one",
+        "dynamic_range_min": 0.125 * 127,
+        "dynamic_range_max": 127.0,
+    }
+    # nothing usable: no range at all
+    empty = parse_cache("TRT-8601-EntropyCalibration2\nzero: 0\n").summary()
+    assert empty["scale"] == {} and empty["zero_scales"] == 1 and empty["nonfinite_scales"] == 0
+
+
+def test_negative_and_nonfinite_scales_are_warned_about_but_zero_is_not() -> None:
+    (w,) = check_cache(parse_cache(ODD))
+    assert w == ("the cache has 3 unusable (negative or non-finite) scales, e.g. negative")
+    assert check_cache(parse_cache("TRT-8601-EntropyCalibration2\nzero: 0\n")) == []
+
+
+def test_missing_tensors_are_listed_five_at_most() -> None:
+    cache = parse_cache("TRT-8601-EntropyCalibration2\nimages: 3c010204\n")
+    five = [f"t{i}" for i in range(5)]
+    (w,) = check_cache(cache, network_tensors=["images", *five])
+    assert "lacks 5 of the network's 6 tensors (t0, t1, t2, t3, t4): " in w
+    (w,) = check_cache(cache, network_tensors=["images", *five, "t5"])
+    assert "lacks 6 of the network's 7 tensors (t0, t1, t2, t3, t4, ... (1 more)): " in w
+    (w,) = check_cache(cache, network_tensors=["images", *five, "t5", "t6"])
+    assert "lacks 7 of the network's 8 tensors (t0, t1, t2, t3, t4, ... (2 more)): " in w
+
+
+def test_header_shown_in_errors_is_cut_at_60_characters() -> None:
+    sixty = "x" * 60
+    with pytest.raises(CalibrationError) as info:
+        parse_cache(sixty + "\n")
+    assert f"its first line '{sixty}' is not" in str(info.value)
+    with pytest.raises(CalibrationError) as info:
+        parse_cache(sixty + "y\n")
+    assert f"its first line '{'x' * 57}...' is not" in str(info.value)
+
+
+def test_blank_lines_are_skipped_and_a_non_hex_scale_is_a_one_line_error() -> None:
+    cache = parse_cache("TRT-8601-EntropyCalibration2\n\na: 3e000000\n  \nb: 3f800000\n")
+    assert cache.scales == {"a": 0.125, "b": 1.0}
+    with pytest.raises(CalibrationError, match=r"x.cache line 2 is not 'tensor: hex-scale'"):
+        parse_cache(b"TRT-8601-EntropyCalibration2\nname: zz\n", source="x.cache")
+
+
+def test_an_unreadable_cache_is_a_calibration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_cache(tmp_path / "m.cache", parse_cache(TRT8601))
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(CalibrationError) as info:
+        read_cache(path)
+    assert str(info.value).startswith(f"cannot read {path}: Permission denied")
+
+
+def test_relative_change_from_a_zero_scale() -> None:
+    zero = CalibrationCache("8601", "EntropyCalibration2", {"z": 0.0, "w": 0.0, "s": 2.0})
+    other = CalibrationCache("8601", "EntropyCalibration2", {"z": 0.0, "w": 0.5, "s": 3.0})
+    d = {t.name: t for t in diff_caches(zero, other).drifts}
+    assert d["z"].rel_change == 0.0
+    assert d["w"].rel_change == math.inf and d["w"].to_dict()["rel_change"] is None
+    assert d["s"].rel_change == 0.5
+
+
+def test_diff_figures_exactly() -> None:
+    a = CalibrationCache("8601", "EntropyCalibration2", {"n": math.nan, "u": 1.0, "v": 0.5})
+    b = CalibrationCache("8601", "EntropyCalibration2", {"n": 1.0, "u": 1.0, "v": 0.25})
+    d = diff_caches(a, b)
+    # a NaN change sorts with the unchanged tensors (by name), after every real change
+    assert [t.name for t in d.drifts] == ["v", "n", "u"]
+    assert d.max_abs_rel_change == 0.5
+    out = d.to_dict()
+    assert out["common"] == 3 and out["changed"] == 2
+    assert out["drifts"][0] == {"tensor": "v", "scale_a": 0.5, "scale_b": 0.25, "rel_change": -0.5}
+    # no common tensors: no drift at all, not an error
+    none = diff_caches(a, CalibrationCache("8601", "EntropyCalibration2", {"other": 1.0}))
+    assert none.max_abs_rel_change == 0.0 and none.median_abs_rel_change == 0.0
+    assert none.to_dict()["max_abs_rel_change"] == 0.0
+    # median of |changes| 0.5, 0.0 and 0.25
+    c = CalibrationCache("8601", "EntropyCalibration2", {"u": 1.0, "v": 0.5, "w": 4.0})
+    e = CalibrationCache("8601", "EntropyCalibration2", {"u": 1.0, "v": 0.75, "w": 3.0})
+    assert diff_caches(c, e).median_abs_rel_change == 0.25

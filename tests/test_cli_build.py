@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from trt_double import models
@@ -185,16 +186,42 @@ def _spread(out: str, what: str) -> float:
     return float(m.group(1))
 
 
+class _VirtualClock:
+    """A host clock that only the fake GPU's work moves: latencies are exact, whatever the load."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, seconds: float) -> None:
+        self.ns += round(seconds * 1e9)
+
+
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)
 def test_repeat_reports_the_spread_and_keeps_the_fastest_engine(
-    trt_env: TrtEnv, tmp_path: Path, run_cli
+    trt_env: TrtEnv, tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from orinbench.bench import run as bench_run
+
     onnx_path = models.conv_model(tmp_path / "conv.onnx")
     engine = tmp_path / "engines" / "conv.engine"
     # the double's builds then differ in speed unless a timing cache gives them the same
-    # tactics, and the fake GPU takes an inference's time in wall-clock time
+    # tactics, and the fake GPU's work takes its simulated time on the harness's clock: a
+    # virtual clock, not wall-clock time, so that CPU load cannot change the spreads below
     trt_env.testing.config.tactic_jitter = 1.0
+    clock = _VirtualClock()
     trt_env.cuda.realtime = True
+    trt_env.cuda.sleep = clock.advance
+    real_measure = bench_run.measure
+    used: list[int] = []
+
+    def measure_on_the_virtual_clock(*args: Any, **kw: Any) -> Any:
+        used.append(1)
+        return real_measure(*args, clock=clock, **kw)
+
+    monkeypatch.setattr(bench_run, "measure", measure_on_the_virtual_clock)
     code, out, err = run_cli(
         "build", str(onnx_path), "--precision", "fp16", "--out", str(engine), "--repeat", "2",
         "--repeat-iterations", "40", "--repeat-warmup", "0",
@@ -223,6 +250,9 @@ def test_repeat_reports_the_spread_and_keeps_the_fastest_engine(
         "conv.engine", "conv.engine.json", "conv.engine.log",
     ]  # fmt: skip
     assert "repeat: build 1/2 (shared-cache)" in err  # steps on stderr
+    assert len(used) == 4 and clock.ns > 0  # every build was timed on the virtual clock
+    # equal tactics, equal times: on the virtual clock the shared-cache builds do not differ at all
+    assert _spread(out, "2 builds (shared-cache)") == 0.0
 
 
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)

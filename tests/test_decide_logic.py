@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from orinbench.decide.logic import (
     RANK_ENERGY,
     RANK_LATENCY,
     VariantRow,
+    _pct_less,
     decide,
     effective_targets,
+    p99_indistinguishable,
     target_failures,
 )
 from orinbench.decide.table import format_table
@@ -231,3 +234,154 @@ def test_a_p99_beyond_noise_still_wins() -> None:
 def test_without_intervals_the_point_estimate_ranks() -> None:
     rows = [row("fp32", 3.97, accuracy_loss_pct=0.0), row("fp16", 3.41, accuracy_loss_pct=0.11)]
     assert decide(rows).chosen == "fp16"
+
+
+# -- pinned by mutation testing (benchmarks/mutate.py) ------------------------------------------
+
+
+def test_latency_ranking_never_mixes_energy_into_the_key() -> None:
+    # FP16 has energy, INT8 has none: latency decides, and FP16's 1 mJ must not be compared
+    # with INT8's 5 ms
+    rows = [row("int8", 5.0), row("fp16", 6.0, energy_mj=1.0)]
+    d = decide(rows)
+    assert d.ranked_by == RANK_LATENCY and d.chosen == "int8"
+
+
+def test_one_variant_without_a_p99_interval_is_ranked_on_the_point_estimate() -> None:
+    rows = [
+        row("fp32", 3.97, p99_ci=(3.2, 4.6), accuracy_loss_pct=0.0),
+        row("fp16", 3.41, accuracy_loss_pct=0.11),  # too short a run for an interval
+    ]
+    d = decide(rows)
+    assert d.chosen == "fp16"
+    assert d.reasons["fp32"] == (
+        "FP32 meets the targets but its P99 is 16 % higher than FP16's (3.97 vs 3.41 ms)"
+    )
+
+
+def test_p99_intervals_that_touch_overlap() -> None:
+    a = row("fp32", 4.0, p99_ci=(3.0, 4.0))
+    b = row("fp16", 4.5, p99_ci=(4.0, 5.0))
+    assert p99_indistinguishable(a, b) is True and p99_indistinguishable(b, a) is True
+    c = row("int8", 5.5, p99_ci=(4.01, 6.0))
+    assert p99_indistinguishable(a, c) is False and p99_indistinguishable(c, a) is False
+    assert p99_indistinguishable(a, row("fp16", 4.0)) is False
+    assert p99_indistinguishable(row("fp16", 4.0), a) is False
+
+
+def test_the_tie_sentence_names_both_losses() -> None:
+    rows = [
+        row("fp32", 3.97, p99_ci=(3.2, 4.6), accuracy_loss_pct=0.0),
+        row("fp16", 3.41, p99_ci=(3.0, 4.0), accuracy_loss_pct=0.11),
+    ]
+    assert decide(rows).reasons["fp16"] == (
+        "FP16 meets the targets and its P99 (3.41 ms) is within the measurement noise of FP32's "
+        "(3.97 ms; the 95 % intervals overlap), so the tie goes to FP32, which loses less accuracy "
+        "(0.00 vs 0.11 %) or has the lower P50"
+    )
+    # an unknown loss ranks last, and reads "nan"
+    rows = [
+        row("fp32", 3.97, p99_ci=(3.2, 4.6), accuracy_loss_pct=0.2),
+        row("fp16", 3.41, p99_ci=(3.0, 4.0), accuracy_loss_pct=None),
+    ]
+    d = decide(rows)
+    assert d.chosen == "fp32" and "(0.20 vs nan %)" in d.reasons["fp16"]
+
+
+def test_an_ineligible_variant_with_less_energy_says_how_much() -> None:
+    rows = [
+        row("fp16", 6.0, energy_mj=30.0),
+        row(
+            "int8",
+            6.5,  # slower, but more frugal
+            energy_mj=18.0,
+            failed_targets=("accuracy.loss_pct = 4.1 (target <= 1)",),
+            accuracy_failed=((1.0, 4.1),),
+        ),
+        # as much energy as FP16: the energy sentence does not apply, the faster one does
+        row("fp32", 5.0, energy_mj=30.0, failed_targets=("size_bytes = 9 (target < 1)",)),
+    ]
+    d = decide(rows)
+    assert d.ranked_by == RANK_ENERGY and d.chosen == "fp16"
+    assert d.reasons["int8"] == (
+        "INT8 needs 40 % less energy per inference than FP16 but loses 4.1 % accuracy (limit 1 %)"
+    )
+    assert d.reasons["fp32"] == (
+        "FP32 is 17 % faster than FP16 (P99) but misses size_bytes = 9 (target < 1)"
+    )
+    assert set(d.reasons) == {"int8", "fp32"}  # never a reason for the chosen one
+
+
+def test_less_energy_does_not_count_when_latency_ranks() -> None:
+    rows = [
+        row("fp16", 6.0),  # no energy: latency ranks
+        row("int8", 7.0, energy_mj=1.0, failed_targets=("x = 1 (target < 0)",)),
+    ]
+    d = decide(rows)
+    assert d.ranked_by == RANK_LATENCY
+    assert d.reasons["int8"] == "INT8 misses x = 1 (target < 0)"
+
+
+def test_an_ineligible_variant_as_fast_as_the_chosen_one_is_not_called_faster() -> None:
+    rows = [row("fp16", 6.0), row("fp32", 6.0, failed_targets=("x = 1 (target < 0)",))]
+    assert decide(rows).reasons["fp32"] == "FP32 misses x = 1 (target < 0)"
+
+
+def test_accuracy_and_other_misses_are_all_listed() -> None:
+    failed = ("latency.p99_ms = 9 (target < 8)", "accuracy.loss_pct = 4.1 (target <= 1)")
+    rows = [
+        row("fp16", 6.0),
+        row("int8", 9.0, failed_targets=failed, accuracy_failed=((1.0, 4.1),)),
+    ]
+    assert decide(rows).reasons["int8"] == "INT8 misses " + "; ".join(failed)
+
+
+def test_percentages_against_a_zero_figure() -> None:
+    assert _pct_less(1.0, 0.0) == 0.0 and _pct_less(1.0, 4.0) == 75.0
+    d = decide([row("fp16", 6.0, energy_mj=0.0), row("fp32", 9.0, energy_mj=2.0)])
+    assert d.reasons["fp32"] == (
+        "FP32 meets the targets but needs 0 % more energy per inference than FP16 (2 vs 0 mJ)"
+    )
+    d = decide([dataclasses.replace(row("fp16", 1.0), p99_ms=0.0), row("fp32", 1.0)])
+    assert d.reasons["fp32"] == (
+        "FP32 meets the targets but its P99 is 0 % higher than FP16's (1 vs 0 ms)"
+    )
+
+
+def test_summary_when_no_variant_has_power() -> None:
+    d = decide([row("fp16", 6.0), row("fp32", 9.0)])
+    assert d.summary == (
+        "FP16 is chosen: it meets the targets with the lowest P99 latency (6 ms); "
+        "power was not measured, so latency decides."
+    )
+
+
+def test_observations_exactly() -> None:
+    rows = [
+        row("fp16", 5.0),
+        row("int8", 5.0),  # as slow as FP16: no faster
+        row("fp32", 9.0),
+        # DLA: no fallback count, but the engine's layers say where they run
+        row(
+            "dla-fp16",
+            8.0,
+            dla_fallback_layers=3,
+            network_layers=None,
+            layers_device={"DLA": 30, "GPU": 3},
+        ),
+    ]
+    assert decide(rows).observations == (
+        "INT8 is no faster than FP16 (P99 5 vs 5 ms)",
+        "DLA FP16 runs 3 of 33 engine layers on the GPU",
+    )
+    # an INT8 variant without an FP16 one to compare with: nothing to say
+    assert decide([row("int8", 5.0), row("fp32", 9.0)]).observations == ()
+
+
+def test_row_dict_failed_targets_and_unknown_row() -> None:
+    r = row("fp16", 6.0, failed_targets=("a = 1 (target < 0)", "b = 2 (target < 0)"))
+    assert r.to_dict()["failed_targets"] == "a = 1 (target < 0); b = 2 (target < 0)"
+    assert row("fp16", 6.0).to_dict()["failed_targets"] is None
+    d = decide([row("fp16", 6.0)])
+    with pytest.raises(KeyError):
+        d.row("int8")

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 import pytest
 from _gate_results import JETSON, latency_samples, make_result
 
+from orinbench.bench.stats import bootstrap_ratio_ci, summarize
 from orinbench.errors import ExitCode, IncomparableError, UsageError
 from orinbench.gate import compare, gate, parse_targets
 from orinbench.gate.compare import (
     COMPARABILITY_KEYS,
+    DEFAULT_BASELINE_METRICS,
+    _power_samples,
+    _split_series,
+    _Test,
     check_comparable,
     default_tolerance,
     direction,
     environment_differences,
 )
+from orinbench.results.schema import Result
 
 
 def statuses(verdicts: list) -> dict[str, str]:
@@ -229,3 +238,273 @@ def test_module_part_tells_agx_32gb_from_64gb() -> None:
     other = make_result(seed=2, device={**JETSON, "module_part": "P3701-0004"})
     keys = {k for k, _, _ in environment_differences(other, BASE)}
     assert keys == {"device.module_part"}
+
+
+# -- pinned by mutation testing (benchmarks/mutate.py) ------------------------------------------
+
+
+def test_the_percentile_ci_is_the_95_percent_bootstrap_interval() -> None:
+    # an A/A comparison with a tiny tolerance: P99 moves by chance, the 95 % interval holds 1
+    r = make_result(seed=2)
+    v = compare(r, BASE, metrics=["latency.p99_ms"], tolerances={"latency.p99_ms": 0.001})[0]
+    expected = bootstrap_ratio_ci(
+        BASE.samples["latency"], r.samples["latency"], q=99.0, confidence=0.95, seed=0
+    )
+    assert v.ci == expected
+    assert v.ci is not None and v.ci[0] < 1.0 < v.ci[1]
+    assert v.status == "inconclusive"
+    assert "0.2% lower than the baseline, beyond the 0.1% tolerance" in v.message
+    assert "the 95% bootstrap CI of the ratio is [0.983, 1.012], not below 0.999" in v.message
+
+
+@pytest.mark.parametrize(
+    ("scale", "bound_text"), [(1.04, "not above 1.030"), (1 / 1.04, "not below 0.970")]
+)
+def test_the_ratio_ci_must_clear_one_plus_or_minus_the_tolerance(
+    scale: float, bound_text: str
+) -> None:
+    # 3.8 % slower (4.1 % faster) than the baseline, beyond a 3 % tolerance; the interval
+    # clears 1 but not 1.03 (0.97): not confirmed beyond the tolerance
+    r = make_result(latency_samples(2000, seed=2) * scale)
+    v = compare(r, BASE, metrics=["latency.p99_ms"], tolerances={"latency.p99_ms": 0.03})[0]
+    assert v.ci is not None and abs(v.delta_pct or 0.0) > 3.0
+    if scale > 1:
+        assert 1.0 < v.ci[0] < 1.03
+    else:
+        assert 0.97 < v.ci[1] < 1.0
+    assert v.status == "inconclusive" and bound_text in v.message
+
+
+def test_significant_but_the_other_way_is_inconclusive() -> None:
+    # most samples 3 % faster, 2 % of them 200 ms: the mean (and so fps) is worse, the ranks
+    # say faster; a Mann–Whitney test cannot confirm a change of the mean in its direction
+    x = latency_samples(2000, seed=2) * 0.97
+    x[::50] = 200.0
+    verdicts = compare(make_result(x), BASE, metrics=["latency.mean_ms", "throughput.fps"])
+    for v in verdicts:
+        assert v.status == "inconclusive", v
+        assert v.p_value is not None and v.p_value < 1e-10
+        assert "but the samples moved the other way" in v.message
+    assert [v.metric for v in verdicts] == ["latency.mean_ms", "throughput.fps"]
+    assert verdicts[0].delta_pct is not None and verdicts[0].delta_pct > 5
+    assert verdicts[1].delta_pct is not None and verdicts[1].delta_pct < -5
+
+
+def test_mann_whitney_needs_ten_samples_a_side() -> None:
+    def mean_verdict(n: int):
+        r = make_result(latency_samples(n, seed=2) * 1.5)
+        return compare(r, make_result(latency_samples(n, seed=1)), metrics=["latency.mean_ms"])[0]
+
+    few = mean_verdict(9)
+    assert few.status == "inconclusive" and few.p_value is None
+    assert "too few 'latency' samples for a Mann–Whitney test (9 baseline, 9 result" in few.message
+    assert mean_verdict(10).status == "regressed"
+
+
+def test_every_default_tolerance() -> None:
+    assert default_tolerance("throughput.fps") == 0.05
+    assert default_tolerance("energy.mj_per_inference") == 0.10
+    assert default_tolerance("power.mean_w") == 0.10
+    assert default_tolerance("gpu_compute.p99_ms") == 0.05
+    assert default_tolerance("accuracy.cosine") == 0.05
+    assert DEFAULT_BASELINE_METRICS[:3] == ("latency.p50_ms", "latency.p95_ms", "latency.p99_ms")
+    assert direction("cv") == "lower" and direction("stages.a.latency.p99_ms") == "lower"
+
+
+def test_check_comparable_refuses_by_default() -> None:
+    other = make_result(seed=2, device={**JETSON, "l4t": "36.4.0"})
+    with pytest.raises(IncomparableError):
+        check_comparable(other, BASE)
+    assert check_comparable(BASE, BASE) == ()
+
+
+def _staged(scale: float, seed: int) -> Result:
+    cam = latency_samples(2000, seed=seed, median_ms=5.0) * scale
+    head = latency_samples(2000, seed=seed + 10, median_ms=3.0) * scale
+    return dataclasses.replace(
+        make_result(seed=seed),
+        stages={
+            # a stage's samples by series name, or one list of host latencies
+            "cam": {"latency": summarize(cam).to_dict(), "samples": {"latency": list(cam)}},
+            "head": {"latency": summarize(head).to_dict(), "samples": list(head)},
+        },
+    )
+
+
+STAGE_METRICS = ["stages.cam.latency.p99_ms", "stages.head.latency.mean_ms"]
+
+
+def test_pipeline_stage_metrics_against_a_baseline() -> None:
+    base = _staged(1.0, 1)
+    assert statuses(compare(_staged(1.0, 2), base, metrics=STAGE_METRICS)) == {
+        "stages.cam.latency.p99_ms": "unchanged",
+        "stages.head.latency.mean_ms": "unchanged",
+    }
+    slow = compare(_staged(1.2, 2), base, metrics=STAGE_METRICS)
+    assert statuses(slow) == {
+        "stages.cam.latency.p99_ms": "regressed",
+        "stages.head.latency.mean_ms": "regressed",
+    }
+    assert slow[0].ci is not None and slow[1].p_value is not None and slow[1].ci is None
+
+
+def test_a_zero_baseline_has_no_relative_change() -> None:
+    zero = make_result(seed=1, power={"mean_w": 0.0})
+    both = compare(make_result(seed=2, power={"mean_w": 0.0}), zero, metrics=["power.mean_w"])[0]
+    assert both.status == "unchanged" and both.message == "0 in both" and both.delta_pct is None
+    one = compare(make_result(seed=2, power={"mean_w": 3.0}), zero, metrics=["power.mean_w"])[0]
+    assert one.status == "inconclusive" and "the baseline value is 0" in one.message
+
+
+W = [30.0, 31.0, 32.5]
+
+
+@pytest.mark.parametrize(
+    "power",
+    [
+        {"samples_w": W},
+        {"trace_w": W},
+        {"trace": {"t_s": [0.0, 0.1, 0.2], "total_w": W}},
+        {"trace": {"t_s": [0.0, 0.1, 0.2], "watts": W}},
+        {"trace": [[0.0, 30.0], [0.1, 31.0], [0.2, 32.5]]},
+        {"trace": [{"t": 0.0, "w": 30.0}, {"t": 0.1, "w": 31.0}, {"t": 0.2, "w": 32.5}]},
+        {"trace": [30.0, 31.0, 32.5]},
+        {"trace": [30.0, float("nan"), 31.0, 32.5]},
+    ],
+)
+def test_power_sample_formats(power: dict) -> None:
+    got = _power_samples(make_result(power=power))
+    assert got is not None and got.tolist() == W
+
+
+@pytest.mark.parametrize(
+    "power",
+    [
+        None,
+        {"mean_w": 30.0},
+        {"trace": {"t_s": [0.0], "volts": [5.0]}},
+        {"trace": [{"t": 0.0, "volts": 5.0}]},
+        {"trace": "30,31"},
+        {"trace": []},
+        {"samples_w": "30"},
+        {"samples_w": [float("nan")]},
+    ],
+)
+def test_power_without_usable_samples(power: dict | None) -> None:
+    assert _power_samples(make_result(power=power)) is None
+
+
+def test_power_samples_in_a_list_trace_decide_the_verdict() -> None:
+    rng = np.random.default_rng(0)
+    base_w, hot_w = 30 + rng.normal(0, 0.5, 400), 36 + rng.normal(0, 0.5, 400)
+
+    def with_pairs(w: np.ndarray, seed: int) -> Result:
+        trace = [[i * 0.05, float(x)] for i, x in enumerate(w)]
+        return make_result(seed=seed, power={"mean_w": float(w.mean()), "trace": trace})
+
+    assert statuses(compare(with_pairs(hot_w, 2), with_pairs(base_w, 1)))["power.mean_w"] == (
+        "regressed"
+    )
+
+
+def test_series_names_split_into_series_and_statistic() -> None:
+    assert _split_series("latency.p99_ms") == ("latency", "p99_ms")
+    assert _split_series("stages.cam.latency.p99_ms") == ("stages.cam.latency", "p99_ms")
+    assert _split_series("stages.cam.p99_ms") is None
+    assert _split_series("a.b.c.p99_ms") is None
+    assert _split_series("p99_ms") is None
+
+
+def _with(base: Result, **kw: Any) -> Result:
+    return dataclasses.replace(base, **kw)
+
+
+def test_default_metrics_skip_power_without_raw_samples_in_the_baseline() -> None:
+    base = make_result(seed=1, power={"mean_w": 30.0})
+    got = statuses(compare(make_result(seed=2, power={"mean_w": 30.0}), base))
+    assert "power.mean_w" not in got and "latency.p99_ms" in got
+
+
+def test_errors_name_which_side_lacks_the_metric_or_its_direction() -> None:
+    r = make_result(seed=2, power={"mean_w": 30.0})
+    (v,) = compare(r, BASE, metrics=["power.mean_w"])
+    assert v.status == "error" and v.message.startswith("the baseline has no such metric")
+    acc = _with(make_result(seed=2), accuracy={"cosine": 0.99})
+    (v,) = compare(acc, _with(BASE, accuracy={"cosine": 0.999}), metrics=["accuracy.cosine"])
+    assert v.status == "error" and v.message.startswith("no known better direction")
+
+
+def test_exactly_at_the_tolerance_is_unchanged_in_both_directions() -> None:
+    # values whose ratios are exact in binary: delta is exactly +-25 %
+    base = _with(make_result(seed=1, power={"mean_w": 1.0}), stages={"cam": {"fps": 10.0}})
+    tol = {"power.mean_w": 0.25, "stages.cam.fps": 0.25}
+    for w, fps in ((1.25, 12.5), (0.75, 7.5)):
+        r = _with(make_result(seed=2, power={"mean_w": w}), stages={"cam": {"fps": fps}})
+        got = compare(r, base, metrics=list(tol), tolerances=tol)
+        assert [v.status for v in got] == ["unchanged", "unchanged"], got
+        assert [abs(v.delta_pct or 0.0) for v in got] == [25.0, 25.0]
+
+
+def test_metrics_without_a_test_are_judged_on_the_point_estimate() -> None:
+    # a stage's fps (no raw samples for it), the maximum latency, a soak figure and power with raw
+    # samples on one side only: never a significance test
+    base = _with(
+        make_result(seed=1, power={"mean_w": 30.0, "samples_w": [30.0] * 50}),
+        stages={"cam": {"fps": 10.0}},
+        extra={"soak": {"p99_ms": 10.0}},
+    )
+    near = _with(
+        make_result(seed=2, power={"mean_w": 30.3}),
+        stages={"cam": {"fps": 10.1}},
+        extra={"soak": {"p99_ms": 10.2}},
+    )
+    names = ["stages.cam.fps", "latency.max_ms", "soak.p99_ms", "power.mean_w"]
+    got = compare(near, base, metrics=names, tolerances={"latency.max_ms": 0.5})
+    assert [v.status for v in got] == ["unchanged"] * 4, got
+    far = _with(near, stages={"cam": {"fps": 5.0}}, extra={"soak": {"p99_ms": 20.0}})
+    far = _with(far, power={"mean_w": 45.0})
+    got = compare(far, base, metrics=["stages.cam.fps", "soak.p99_ms", "power.mean_w"])
+    for v in got:
+        assert v.status == "inconclusive" and "has no raw samples to test significance" in v.message
+    assert len(got) == 3
+
+
+def test_exactly_the_samples_a_p99_interval_needs_are_enough() -> None:
+    r, b = make_result(latency_samples(368, seed=2)), make_result(latency_samples(368, seed=1))
+    (v,) = compare(r, b, metrics=["latency.p99_ms"])
+    assert v.status == "unchanged" and v.ci is not None
+
+
+def test_the_ci_must_be_strictly_beyond_the_bound() -> None:
+    # the interval ends exactly on the bound (exact binary fractions): not beyond it
+    ok, text = _Test("ci", ci=(1.25, 1.5)).significant(larger=True, tol=0.25, alpha=0.05)
+    assert not ok and text.endswith("[1.250, 1.500], not above 1.250")
+    ok, text = _Test("ci", ci=(0.5, 0.75)).significant(larger=False, tol=0.25, alpha=0.05)
+    assert not ok and text.endswith("[0.500, 0.750], not below 0.750")
+    assert _Test("ci", ci=(1.3, 1.5)).significant(larger=True, tol=0.25, alpha=0.05)[0]
+    # the kind decides the test, not whether an interval is present
+    ok, text = _Test("mw", p_value=0.01, effect=0.9, ci=(0.1, 0.2), what="w").significant(
+        larger=True, tol=0.25, alpha=0.05
+    )
+    assert ok and text == "Mann–Whitney on the w: p=0.01"
+
+
+@pytest.mark.parametrize(
+    ("p", "effect", "larger", "ok", "text"),
+    [
+        (0.01, 0.9, True, True, "p=0.01"),  # slower samples, larger metric: agrees
+        (0.01, 0.5, False, True, "p=0.01"),  # an effect of exactly one half is "not larger"
+        (0.05, 0.9, True, False, "p=0.05"),  # p equal to alpha is not significant
+        (0.05, 0.1, True, False, "p=0.05"),  # ... and then no "other way" either
+        (0.5, 0.1, True, False, "p=0.5"),  # not significant: the direction is not remarked on
+        (0.01, 0.1, True, False, "p=0.01 but the samples moved the other way"),
+        (0.001, 0.9, True, True, "p=0.001"),
+        (0.0007, 0.9, True, True, "p<0.001"),
+        (0.0004, 0.9, True, True, "p<0.001"),
+    ],
+)
+def test_mann_whitney_evidence(p: float, effect: float, larger: bool, ok: bool, text: str) -> None:
+    got = _Test("mw", p_value=p, effect=effect, what="w").significant(
+        larger=larger, tol=0.05, alpha=0.05
+    )
+    assert got == (ok, f"Mann–Whitney on the w: {text}")

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from orinbench.errors import ExitCode, TargetsError
-from orinbench.gate.targets import Target, load_targets, parse_target, parse_targets
+from orinbench.gate.targets import (
+    Target,
+    load_targets,
+    parse_target,
+    parse_targets,
+    parse_tolerance,
+)
 
 GOOD = """\
 # release targets
@@ -111,3 +117,78 @@ def test_load_targets_reads_files_and_refuses_missing_or_binary(tmp_path: Path) 
     b.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(TargetsError):
         load_targets(b)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "# only a comment\n", "[targets]\n", '[tolerance]\n"latency.p99_ms" = "5%"\n']
+)
+def test_a_targets_file_without_targets_fails_closed_exit_2(
+    run_cli, tmp_path: Path, text: str
+) -> None:
+    # issue 12 item 7: an empty targets file used to print "gate PASS: nothing checked", exit 0
+    from _gate_results import make_result
+
+    from orinbench.results.io import save_result
+
+    result = save_result(make_result(seed=1), tmp_path / "r.json")
+    targets = tmp_path / "t.toml"
+    targets.write_text(text, encoding="utf-8")
+    code, out, _ = run_cli("gate", str(result), "--targets", str(targets), "--no-history")
+    assert code == int(ExitCode.USAGE) == 2
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("gate ERROR: nothing checked")
+    assert "[targets]" in summary and "PASS" not in out
+
+
+# -- pinned by mutation testing (benchmarks/mutate.py): each test kills named mutants ----------
+
+
+def test_target_check_each_operator_on_both_sides() -> None:
+    # a deleted `<=`/`>=` branch falls through to `==`, which is wrong away from the threshold
+    assert Target("m", "<=", 5.0).check(3.0) is True
+    assert Target("m", "<=", 5.0).check(7.0) is False
+    assert Target("m", ">=", 5.0).check(7.0) is True
+    assert Target("m", ">=", 5.0).check(3.0) is False
+    assert Target("m", ">", 5.0).check(7.0) is True
+    assert Target("m", "<", 5.0).check(3.0) is True
+
+
+def test_equality_tolerances_are_exactly_1e9_relative_and_1e12_absolute() -> None:
+    assert Target("m", "==", 1.0).check(1.0 + 7e-10) is True  # inside 1e-9, outside 5e-10
+    assert Target("m", "==", 1.0).check(1.0 + 2e-9) is False
+    assert Target("m", "==", 0.0).check(7e-13) is True  # absolute: inside 1e-12, outside 5e-13
+    assert Target("m", "==", 0.0).check(2e-12) is False
+
+
+def test_target_str() -> None:
+    assert str(Target("latency.p99_ms", "<", 80.0)) == "latency.p99_ms < 80"
+    assert str(Target("fps", ">=", 12.5)) == "fps >= 12.5"
+
+
+def test_error_location_prefixes() -> None:
+    # no source: no prefix at all; a source without a line: "source: "
+    with pytest.raises(TargetsError) as info:
+        parse_target("m", "~ 3", line=4)
+    assert str(info.value).startswith("target 'm'")
+    with pytest.raises(TargetsError) as info:
+        parse_tolerance("5", key="m", source="t.toml")
+    assert str(info.value).startswith("t.toml: tolerance of 'm'")
+    with pytest.raises(TargetsError) as info:
+        parse_tolerance("5", key="m")
+    assert str(info.value).startswith("tolerance of 'm'")
+
+
+def test_a_section_that_is_not_a_table() -> None:
+    msg = err('"a" = "< 1"\ntargets = "< 3"\n')
+    assert "t.toml:2: 'targets' must be a table" in msg
+
+
+def test_line_numbers_at_the_edges() -> None:
+    # a key on the first line is line 1
+    assert parse_targets('"a" = "< 1"\n').targets[0].line == 1
+    # a key that cannot be found in the text (written with an escape) is line 0
+    assert parse_targets('"\\u0061" = "< 1"\n').targets[0].line == 0
+    # only the first [targets] header counts: a string that looks like a header later on does not
+    # move the search window past the key
+    text = '[targets]\n"a" = "< 1"\n"b" = """\n[targets]\n"""\n'
+    assert "t.toml:3: target 'b'" in err(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -330,3 +331,292 @@ def test_stats_and_gate_run_without_scipy() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# -- pinned by mutation testing (benchmarks/mutate.py) ------------------------------------------
+
+
+def _scipy_ranks(n: int, q: float, conf: float) -> tuple[int, int] | None:
+    """Equal-tailed order-statistic ranks from scipy's binomial, independent of the module."""
+    half = (1.0 - conf) / 2.0
+    r = np.arange(1, n + 1)
+    lows = r[scipy.stats.binom.cdf(r - 1, n, q) <= half]
+    highs = r[scipy.stats.binom.sf(r - 1, n, q) <= half]
+    return (int(lows.max()), int(highs.min())) if lows.size and highs.size else None
+
+
+def test_summary_stores_the_order_statistics_of_the_intervals() -> None:
+    # hand derivation, n = 10, P50, 95 %: P(K <= 1) = 11/1024 <= 0.025 < P(K <= 2) = 56/1024,
+    # so l = 2; P(K >= 9) = 11/1024 <= 0.025 < P(K >= 8), so u = 9
+    s = summarize([10.0, 1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 6.0, 5.0])
+    assert s.ci["p50_ms"] == (2.0, 9.0)
+    assert s.ci["p90_ms"] is None and s.ci["p99_ms"] is None
+    assert s.to_dict()["ci"]["p50_ms"] == [2.0, 9.0]
+    # and the stored values for every percentile of a long run, against scipy's binomial
+    x = lognormal(5000, seed=3)
+    srt = np.sort(x)
+    for conf in (0.95, 0.9):
+        got = summarize(x, confidence=conf)
+        for p in stats.PERCENTILES:
+            ranks = _scipy_ranks(5000, p / 100.0, conf)
+            key = "p" + f"{p:g}".replace(".", "_") + "_ms"
+            want = None if ranks is None else (srt[ranks[0] - 1], srt[ranks[1] - 1])
+            assert got.ci[key] == want, (conf, p)
+    assert percentile_ci(x, 99.0) == summarize(x).ci["p99_ms"]
+
+
+def test_percentile_ci_values_match_scipy_ranks() -> None:
+    x = lognormal(500, seed=4)
+    srt = np.sort(x)
+    for q in (50.0, 90.0, 95.0, 99.0):
+        ranks = _scipy_ranks(500, q / 100.0, 0.95)
+        assert ranks is not None
+        assert percentile_ci(x, q) == (srt[ranks[0] - 1], srt[ranks[1] - 1]), q
+
+
+def _tukey(extras: list[float]) -> list[str]:
+    # Q1 = 10 and Q3 = 12 exactly (linear percentiles of 49 tens and 49 twelves plus the extras
+    # at the ends), so IQR = 2 and the far fences are 4 and 18
+    return codes(np.array([10.0] * 49 + [12.0] * 49 + extras))
+
+
+def test_outlier_fences_are_three_iqr_and_one_percent() -> None:
+    assert "outliers" not in _tukey([18.0, 18.0])  # on the fence is not beyond it
+    assert "outliers" in _tukey([18.001, 18.001])  # 2 of 100 beyond: more than 1 %
+    assert "outliers" not in _tukey([16.0, 16.0])  # beyond 1.5 IQR but not 3 IQR
+    assert "outliers" not in _tukey([4.0, 4.0])
+    assert "outliers" in _tukey([3.999, 3.999])
+    assert "outliers" not in _tukey([12.0, 100.0])  # 1 of 100 is exactly 1 %: not more
+    x = np.array([10.0] * 49 + [12.0] * 49 + [30.0] * 2)
+    (w,) = [w for w in stats.quality_warnings(x) if w.code == "outliers"]
+    assert w.message.startswith("2 of 100 samples (2.0%) lie beyond 3·IQR of the quartiles (max 30")
+
+
+def test_drift_compares_the_first_and_the_last_quarter() -> None:
+    rng = np.random.default_rng(0)
+    noise = lambda n: rng.normal(0.0, 0.05, n)  # noqa: E731
+    # the last quarter (25 samples) holds 13 slow ones, then 12 normal ones: its median is slow,
+    # while the last eighth alone would be all normal
+    x = np.concatenate([10 + noise(75), 12 + noise(13), 10 + noise(12)])
+    (w,) = [w for w in stats.quality_warnings(x, percentiles=(50.0,)) if w.code == "drift"]
+    first, last = np.median(x[:25]), np.median(x[-25:])
+    assert f"median {last:.4g} ms vs {first:.4g} ms" in w.message
+    assert f"is {(last - first) / first:.1%} slower" in w.message
+    # 40 samples: 10 a quarter, just enough for the check
+    x40 = np.concatenate([10 + noise(30), 12 + noise(10)])
+    assert "drift" in codes(x40)
+    assert "drift" not in codes(x40[1:])  # 39: 9 a quarter, too few
+    # a 4 % change is within the 5 % threshold, however significant
+    assert "drift" not in codes(np.concatenate([10 + noise(75), 10.4 + noise(25)]))
+
+
+def test_high_variation_is_above_ten_percent() -> None:
+    x = lognormal(2000, seed=1, sigma=0.07)
+    cv = float(np.std(x, ddof=1) / np.mean(x))
+    assert 0.05 < cv < 0.10
+    assert "high-variation" not in codes(x)
+
+
+def test_noise_sigma_is_the_scaled_mad_of_the_differences() -> None:
+    # differences 1, 2, 3, 4: median 2.5, absolute deviations 1.5, .5, .5, 1.5, MAD 1
+    assert stats.robust_noise_sigma([0.0, 1.0, 3.0, 6.0, 10.0]) == pytest.approx(
+        1.4826 / math.sqrt(2.0), rel=1e-12
+    )
+    # quantised: MAD 0, so std of the differences (0, 0, 0, 5, 0, 0) / sqrt 2
+    want = math.sqrt(25.0 / 6.0 - (5.0 / 6.0) ** 2) / math.sqrt(2.0)
+    assert stats.robust_noise_sigma([0.0] * 4 + [5.0] * 3) == pytest.approx(want, rel=1e-12)
+    assert stats.robust_noise_sigma([1.0, 2.0]) == 0.0
+    assert stats.robust_noise_sigma([3.0] * 10) == 0.0
+
+
+def test_segmentation_searches_both_sides_of_a_change() -> None:
+    rng = np.random.default_rng(0)
+    # the large step (at 60) is found first; the small one (at 30) lies to its left
+    left = np.concatenate([np.zeros(30), np.full(30, 5.0), np.full(30, 20.0)])
+    assert stats.change_points(left + rng.normal(0.0, 0.5, 90)) == [30, 60]
+    # and mirrored: the small one to the right of the large one
+    right = np.concatenate([np.zeros(30), np.full(30, 15.0), np.full(30, 20.0)])
+    assert stats.change_points(right + rng.normal(0.0, 0.5, 90)) == [30, 60]
+
+
+def test_a_step_min_size_from_either_end_is_found() -> None:
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.full(3, 10.0), np.zeros(27)]) + rng.normal(0.0, 0.1, 30)
+    assert stats.change_points(x) == [3]
+    y = np.concatenate([np.zeros(27), np.full(3, 10.0)]) + rng.normal(0.0, 0.1, 30)
+    assert stats.change_points(y) == [27]
+
+
+def test_drift_significance_level_is_one_percent() -> None:
+    # seed 55: the quarters differ by 6 % and Mann–Whitney gives p = 0.0074, between 0.005 and
+    # 0.01 (scipy's figure): drift at the 1 % level
+    rng = np.random.default_rng(55)
+    first, mid = 10 + rng.normal(0, 0.6, 25), 10 + rng.normal(0, 0.6, 50)
+    last = 10.7 + rng.normal(0, 0.6, 25)
+    p = scipy.stats.mannwhitneyu(first, last, method="asymptotic").pvalue
+    assert 0.005 < p < 0.01
+    assert "drift" in codes(np.concatenate([first, mid, last]))
+
+
+def test_binomial_cdf_against_scipy_and_at_the_ends() -> None:
+    from orinbench.bench.stats import _binom_cdf
+
+    got = _binom_cdf(7, 0.3)
+    assert got.shape == (8,)
+    np.testing.assert_allclose(got, scipy.stats.binom.cdf(np.arange(8), 7, 0.3), rtol=1e-12)
+    assert _binom_cdf(4, 0.0).tolist() == [1.0] * 5
+    assert _binom_cdf(4, 1.0).tolist() == [0.0, 0.0, 0.0, 0.0, 1.0]
+
+
+def test_interval_ranks_where_the_tail_equals_alpha_half() -> None:
+    # n = 2, P50, 50 %: P(K <= 0) = 1/4 = alpha/2 and P(K >= 2) = 1/4: ranks 1 and 2
+    assert order_statistic_ci(2, 0.5, 0.5) == (1, 2)
+    # and the count needed: 0.5**2 = 1/4 <= 1/4, so 2 samples
+    assert min_samples_for_percentile(0.5, 0.5) == 2
+    # 1 - 2**-28: the logarithms give 30, the exact answer is 29 (0.5**29 = 2**-29 = alpha/2)
+    assert min_samples_for_percentile(0.5, 1.0 - 2.0**-28) == 29
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])
+def test_quantile_and_confidence_out_of_range_are_refused(bad: float) -> None:
+    with pytest.raises(OrinbenchError, match="quantile"):
+        order_statistic_ci(10, bad, 0.95)
+    with pytest.raises(OrinbenchError, match="quantile"):
+        min_samples_for_percentile(bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        order_statistic_ci(10, 0.5, bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        min_samples_for_percentile(0.5, bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        summarize([1.0, 2.0], confidence=bad)
+    with pytest.raises(OrinbenchError, match="confidence"):
+        summarize([], confidence=bad)  # the level is checked first
+
+
+def test_summary_spread_of_two_samples_and_a_zero_mean() -> None:
+    s = summarize([1.0, 3.0])
+    assert s.std_ms == pytest.approx(math.sqrt(2.0)) and s.cv == pytest.approx(math.sqrt(2.0) / 2)
+    assert summarize([0.5, 1.5]).cv == pytest.approx(math.sqrt(0.5))  # mean exactly 1
+    assert summarize([-1.0, 1.0]).cv == 0.0  # mean 0: no CV
+
+
+def test_ci_relative_halfwidth_of_the_median_by_default() -> None:
+    x = lognormal(200, seed=6)
+    srt = np.sort(x)
+    lo, hi = _scipy_ranks(200, 0.5, 0.95) or (0, 0)
+    want = (srt[hi - 1] - srt[lo - 1]) / 2.0 / float(np.median(x))
+    assert ci_relative_halfwidth(x) == pytest.approx(want, rel=1e-12)
+    # a median of 0 has no relative width
+    assert ci_relative_halfwidth(np.arange(-50.0, 51.0)) is None
+
+
+def test_is_stable_windows_and_tolerance() -> None:
+    assert stats.is_stable([1.0, 1.015]) is True  # 1.5 % apart, within the default 2 %
+    assert stats.is_stable([1.0, 1.025]) is False
+    assert stats.is_stable([1.0, 1.25], rel_tol=0.25) is True  # exactly at the tolerance
+    assert stats.is_stable([1.0, 1.0], k=1) is True
+    assert stats.is_stable([1.0]) is False and stats.is_stable([1.0, 1.0], k=0) is False
+    # the last k against the k before them, whatever comes earlier
+    assert stats.is_stable([1.0, 5.0, 1.0, 1.0], k=1) is True
+    assert stats.is_stable([1.0, 9.0, 9.0, 1.0], k=1) is False
+
+
+def test_mann_whitney_small_samples_against_scipy_and_by_hand() -> None:
+    # a = [1], b = [2, 3]: U = 0, mu = 1, sigma^2 = 2/12 * 4, z = -(1 - 1/2) / sigma
+    mw = mann_whitney_u([1.0], [2.0, 3.0])
+    assert mw.u == 0.0 and mw.effect == 1.0
+    assert mw.z == pytest.approx(-0.5 / math.sqrt(2.0 / 3.0), rel=1e-12)
+    ref = scipy.stats.mannwhitneyu([1.0], [2.0, 3.0], method="asymptotic").pvalue
+    assert mw.p_value == pytest.approx(ref, rel=1e-12)
+    same = mann_whitney_u([1.0, 1.0], [1.0, 1.0])  # all tied: no variance
+    assert (same.z, same.p_value, same.effect) == (0.0, 1.0, 0.5)
+
+
+def test_bootstrap_defaults_and_refusals() -> None:
+    a = np.linspace(1.0, 100.0, 2000)
+    b = np.where(a > 40, 2.0 * a, a)  # P25 unchanged, P50 doubled
+    lo, hi = bootstrap_ratio_ci(a, b)  # the median by default
+    assert 1.5 < lo <= hi
+    assert bootstrap_ratio_ci(a, b, q=25.0)[1] < 1.5
+    assert bootstrap_ratio_ci(a, b) == bootstrap_ratio_ci(a, b, q=50.0, n_resamples=2000)
+    assert bootstrap_ratio_ci(a, b, q=0.0) and bootstrap_ratio_ci(a, b, q=100.0)  # the ends
+    assert bootstrap_ratio_ci(a, b, q=0.5) and bootstrap_ratio_ci(a, b, n_resamples=10)
+    small = np.full(20, 0.5)  # a positive baseline below 1 is fine
+    assert bootstrap_ratio_ci(small, small) == (1.0, 1.0)
+    for kw in ({"q": -0.1}, {"q": 100.1}, {"n_resamples": 9}, {"confidence": 1.0}):
+        with pytest.raises(OrinbenchError):
+            bootstrap_ratio_ci(a, b, **kw)  # type: ignore[arg-type]
+    with pytest.raises(OrinbenchError, match="the bootstrap ratio is undefined"):
+        bootstrap_ratio_ci(np.zeros(20), b[:20])
+
+
+def test_few_samples_at_exactly_the_count_needed() -> None:
+    assert "few-samples" not in codes(lognormal(368, seed=1), percentiles=(99.0,))
+    assert "few-samples" in codes(lognormal(367, seed=1), percentiles=(99.0,))
+
+
+def test_high_variation_edge_cases() -> None:
+    (w,) = [w for w in quality_warnings([1.0, 3.0]) if w.code == "high-variation"]
+    assert w.message.startswith("coefficient of variation 70.7% exceeds 10%")
+    assert "high-variation" in codes(np.array([0.5, 1.5]))  # mean exactly 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by a zero mean, no std of one sample
+        assert "high-variation" not in codes(np.array([-1.0, 1.0]))
+        assert "high-variation" not in codes(np.array([5.0]))
+        assert stats.change_points([5.0] * 30) == []
+    x = lognormal(400, seed=2, sigma=0.2)
+    cv = float(np.std(x, ddof=1)) / abs(float(np.mean(x)))
+    assert "high-variation" not in codes(x, cv_threshold=cv)  # equal is not above
+    assert "high-variation" in codes(x, cv_threshold=cv * 0.999)
+
+
+def test_drift_edge_cases() -> None:
+    # a first-quarter median of exactly 1
+    x = np.array([1.0] * 30 + [1.2] * 10)
+    (w,) = [w for w in quality_warnings(x, percentiles=(50.0,)) if w.code == "drift"]
+    assert "is 20.0% slower than the first (median 1.2 ms vs 1 ms" in w.message
+    # exactly at the thresholds: not beyond them
+    rng = np.random.default_rng(3)
+    y = np.concatenate([10 + rng.normal(0, 0.1, 75), 11 + rng.normal(0, 0.1, 25)])
+    first, last = y[:25], y[-25:]
+    rel = (float(np.median(last)) - float(np.median(first))) / abs(float(np.median(first)))
+    assert "drift" in codes(y)
+    assert "drift" not in codes(y, drift_threshold=rel)
+    p = mann_whitney_u(first, last).p_value
+    assert "drift" not in codes(y, drift_alpha=p)
+
+
+def test_outlier_fences_use_the_quartiles() -> None:
+    # 1..98: Q1 = 25.25, Q3 = 73.75 (linear), IQR = 48.5, upper far fence 219.25; P12.5 would
+    # give a wider IQR and a fence above 240
+    x = np.concatenate([np.arange(1.0, 99.0), [240.0, 240.0]])
+    q1, q3 = np.percentile(x, [25.0, 75.0])
+    assert q3 + 3 * (q3 - q1) < 240.0
+    assert "outliers" in codes(x)
+    assert "outliers" not in codes(np.array([10.0] * 98 + [50.0, 50.0]))  # IQR 0: no fences
+    tiny = np.array([0.10] * 49 + [0.12] * 49 + [0.5, 0.5])  # an IQR below 1 still counts
+    assert "outliers" in codes(tiny)
+
+
+def test_noise_sigma_of_short_series() -> None:
+    # three points: differences 1 and 2, MAD 0.5
+    assert stats.robust_noise_sigma([0.0, 1.0, 3.0]) == pytest.approx(
+        1.4826 * 0.5 / math.sqrt(2.0), rel=1e-12
+    )
+    assert stats.robust_noise_sigma([1.0]) == 0.0
+
+
+def test_change_points_shortest_series_and_bad_values() -> None:
+    # 2 * min_size points: one split is tried, and found
+    assert stats.change_points([0.0, 0.1, 0.0, 10.0, 10.1, 10.0]) == [3]
+    assert stats.change_points([0.0, 0.1, 0.0, 10.0, 10.1]) == []
+    with pytest.raises(OrinbenchError, match="NaN or infinite"):
+        stats.change_points([1.0, math.nan, 2.0, 3.0, 4.0, 5.0])
+
+
+def test_a_split_must_score_above_the_threshold() -> None:
+    # one split of [0, 0, 0, 10, 10, 10]: T = sqrt(3 * 3 / 6) * |0 - 10| / sigma
+    x = [0.0, 0.0, 0.0, 10.0, 10.0, 10.0]
+    t = math.sqrt(3 * 3 / 6) * 10.0 / stats.robust_noise_sigma(x)
+    assert stats.change_points(x, threshold=t) == []  # equal is not above
+    assert stats.change_points(x, threshold=t * 0.999) == [3]

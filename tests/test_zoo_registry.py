@@ -127,6 +127,9 @@ def test_export_seeds_are_kept_apart(tmp_path: Path) -> None:
 def test_export_is_deterministic(tmp_path: Path) -> None:
     a = export_model("bevfusion-camera", size="tiny", out_dir=tmp_path / "a")
     b = export_model("bevfusion-camera", size="tiny", out_dir=tmp_path / "b")
+    # the loop below must compare every stage (it would pass on no files at all)
+    stages = ["camera_backbone", "vtransform", "fuser", "head_bbox", "head_map"]
+    assert sorted(a) == sorted(b) == sorted(stages)
     for stage in a:
         assert a[stage].read_bytes() == b[stage].read_bytes(), stage
 

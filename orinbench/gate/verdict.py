@@ -1,7 +1,8 @@
 """Verdicts of the gate and their renderings (plain text, Markdown, JUnit XML).
 
 Exit codes (docs/exit-codes.md): 0 when every verdict is ``pass``, ``unchanged`` or ``improved``;
-2 when any verdict is ``error`` (the gate could not judge a metric: the input must be fixed); else 1
+2 when any verdict is ``error`` (the gate could not judge a metric: the input must be fixed) or when
+there is no verdict at all (an empty targets file, a baseline without comparable metrics); else 1
 when any is ``fail``, ``regressed`` or — unless ``inconclusive_ok`` — ``inconclusive``. A gate fails
 closed: "we could not tell" is not a pass unless the caller says so. Exit 3 (incomparable
 environments) is raised as :class:`~orinbench.errors.IncomparableError` before a report exists.
@@ -23,6 +24,11 @@ Kind = Literal["target", "baseline"]
 OK_STATUSES: frozenset[str] = frozenset({"pass", "unchanged", "improved"})
 #: statuses that make the gate exit 1
 FAIL_STATUSES: frozenset[str] = frozenset({"fail", "regressed"})
+#: the summary of a report without verdicts (exit 2)
+NOTHING_CHECKED = (
+    "nothing checked: the targets file has no targets and no baseline metric was compared; "
+    'add entries such as "latency.p99_ms" = "< 80" under [targets], or give a baseline'
+)
 
 
 @dataclass(frozen=True)
@@ -82,9 +88,13 @@ class GateReport:
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 fail/regressed/inconclusive (unless ``inconclusive_ok``), 2 any error."""
+        """0 pass, 1 fail/regressed/inconclusive (unless ``inconclusive_ok``), 2 any error.
+
+        Nothing checked is 2 as well: a gate fails closed, and an empty targets file must not
+        pass a build.
+        """
         statuses = {v.status for v in self.verdicts}
-        if "error" in statuses:
+        if not statuses or "error" in statuses:
             return int(ExitCode.USAGE)
         if statuses & FAIL_STATUSES:
             return int(ExitCode.FAILED)
@@ -101,7 +111,9 @@ class GateReport:
         """One line: the outcome and the count of each status present."""
         order = ("pass", "unchanged", "improved", "fail", "regressed", "inconclusive", "error")
         parts = [f"{self.count(s)} {s}" for s in order if self.count(s)]
-        return f"gate {self.outcome}: " + (", ".join(parts) if parts else "nothing checked")
+        if not parts:
+            return f"gate {self.outcome}: {NOTHING_CHECKED}"
+        return f"gate {self.outcome}: " + ", ".join(parts)
 
     # -- renderings ---------------------------------------------------------------------------
 

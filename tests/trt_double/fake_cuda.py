@@ -118,6 +118,9 @@ class FakeCuda:
         self.ran: Counter[str] = Counter()
         self.graph_launches = 0
         self.pageable_copies = 0
+        #: how ``realtime`` waits; a test swaps in a virtual clock's ``advance`` so that host
+        #: latencies follow the simulated durations exactly, whatever the machine's load
+        self.sleep: Callable[[float], None] = time.sleep
         #: make any work queued while a stream captures fail (an engine that cannot be captured)
         self.capture_unsupported = False
         #: sleep for each operation's simulated duration when it runs (see the module docstring)
@@ -188,7 +191,7 @@ class FakeCuda:
             op = s.queue.pop(0)
             s.clock_ms += op.duration_ms
             if self.realtime and op.duration_ms > 0:
-                time.sleep(op.duration_ms / 1000.0)
+                self.sleep(op.duration_ms / 1000.0)
             if op.fn is not None:
                 op.fn()
             if op.event is not None:
