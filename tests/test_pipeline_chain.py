@@ -118,11 +118,11 @@ class FakeCuda:
         self.calls.append("free")
 
     def htod_async(self, dst: int, src: np.ndarray, stream: object) -> None:
-        self.mem[dst][: src.nbytes] = src.view(np.uint8).reshape(-1)
+        self.mem[dst][: src.nbytes] = src.reshape(-1).view(np.uint8)
         self.calls.append("htod")
 
     def dtoh_async(self, dst: np.ndarray, src: int, stream: object) -> None:
-        dst.view(np.uint8).reshape(-1)[:] = self.mem[src][: dst.nbytes]
+        dst.reshape(-1).view(np.uint8)[:] = self.mem[src][: dst.nbytes]
         self.calls.append("dtoh")
 
     def stream_synchronize(self, stream: object) -> None:
@@ -158,3 +158,29 @@ def test_a_runner_that_cannot_chain_is_refused_naming_the_stage() -> None:
 
     with pytest.raises(RecipeError, match="stage 'backbone': the tensorrt runner cannot chain"):
         EngineStage("backbone", Plain())
+
+
+def test_a_rank0_tensor_is_chained_as_a_rank0_tensor(tmp_path: Path) -> None:
+    # a scalar between stages (a count, a flag): rank 0 on both sides, never reshaped to (1,)
+    a = OrtChainRunner(save(unary("x", "y", shape=()), tmp_path / "a.onnx"))
+    b = OrtChainRunner(save(unary("y", "z", op="Add", const=1.0, shape=()), tmp_path / "b.onnx"))
+    with a, b:
+        a.load_inputs({"x": np.array(3.0, np.float32)})
+        a.enqueue()
+        y = a.output_device_buffer("y")
+        assert y.shape == ()
+        b.load_inputs({"y": np.array(0.0, np.float32)})
+        b.bind_input_device("y", y)
+        b.enqueue()
+        z = b.outputs_host()["z"]
+        assert z.shape == () and float(z) == 7.0
+
+
+def test_cuda_api_memory_copies_a_rank0_array_as_rank0() -> None:
+    mem = CudaApiMemory(FakeCuda(), stream="s0")
+    t = mem.allocate("count", (), "int64")
+    mem.copy_from_host(np.array(5, np.int64), t)  # refused as shape (1,) before
+    out = np.zeros((), np.int64)
+    mem.copy_to_host(t, out)
+    assert out.shape == () and int(out) == 5
+    mem.close()

@@ -213,7 +213,7 @@ class CudaApiMemory:
         self.cuda.stream_synchronize(self.stream)
 
     def copy_from_host(self, src: np.ndarray, dst: DeviceTensor) -> None:
-        arr = np.ascontiguousarray(src)
+        arr = np.require(src, requirements="C")  # keeps rank 0 (ascontiguousarray: shape (1,))
         _check_same(dst, arr)
         self.cuda.htod_async(dst.ptr, arr, self.stream)
         self.cuda.stream_synchronize(self.stream)

@@ -147,7 +147,7 @@ class CustomStage:
             if not self.spec.on_device:
                 return lambda: value
             if self.memory.host_accessible:
-                tensor = DeviceTensor.from_array(name, np.ascontiguousarray(value))
+                tensor = DeviceTensor.from_array(name, np.require(value, requirements="C"))
                 return lambda: tensor
             staged = self.memory.allocate(name, value.shape, value.dtype.name)
 
@@ -212,7 +212,7 @@ class CustomStage:
                 )
         if self.spec.on_device:
             return out
-        return {k: np.ascontiguousarray(out[k]) for k in self.spec.outputs}
+        return {k: np.require(out[k], requirements="C") for k in self.spec.outputs}
 
     # -- the timed phases (see bench/harness.py) ------------------------------------------------
     def stage_inputs(self) -> None:

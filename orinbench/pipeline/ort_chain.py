@@ -109,7 +109,7 @@ class OrtChainRunner(OnnxRuntimeRunner):
             )
         fixed: dict[str, DeviceTensor] = {}
         for spec, value in zip(self.outputs, values, strict=True):
-            arr = np.ascontiguousarray(value.numpy())  # a buffer of our own, holding real data
+            arr = np.require(value.numpy(), requirements="C")  # rank 0 stays rank 0
             self._binding.bind_output(
                 spec.name, "cpu", 0, arr.dtype.type, list(arr.shape), int(arr.ctypes.data)
             )
