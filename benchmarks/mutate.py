@@ -73,6 +73,8 @@ MODULES: dict[str, tuple[str, ...]] = {
         # the sequential gate's intervals (bootstrap_ratio_normal_ci, mean_ratio_ci, the normal
         # quantile and cdf) are pinned there
         "tests/test_gate_sequential.py",
+        "--deselect",  # a smoke run of benchmarks/gate_power.py: seconds per mutant, no pins
+        "tests/test_gate_sequential.py::test_gate_power_quick_runs_on_orinbench_code",
         "--deselect",
         "tests/test_stats.py::test_stats_and_gate_run_without_scipy",
     ),
@@ -450,6 +452,9 @@ def _make_copy() -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
     shutil.copytree(REPO / "orinbench", root / "orinbench", ignore=ignore)
     shutil.copytree(REPO / "tests", root / "tests", ignore=ignore)
+    shutil.copytree(
+        REPO / "docs", root / "docs", ignore=ignore
+    )  # tests that check the docs' numbers
     shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
     return root
 
