@@ -26,7 +26,7 @@ from orinbench.bench.stats import (
     quality_warnings,
     summarize,
 )
-from orinbench.errors import OrinbenchError
+from orinbench.errors import OrinbenchError, UsageError
 
 
 def lognormal(n: int, *, seed: int, median: float = 20.0, sigma: float = 0.05) -> np.ndarray:
@@ -620,3 +620,103 @@ def test_a_split_must_score_above_the_threshold() -> None:
     t = math.sqrt(3 * 3 / 6) * 10.0 / stats.robust_noise_sigma(x)
     assert stats.change_points(x, threshold=t) == []  # equal is not above
     assert stats.change_points(x, threshold=t * 0.999) == [3]
+
+
+# -- the sequential gate's intervals: bootstrap_ratio_normal_ci, mean_ratio_ci, normal_quantile
+
+
+def _lognormal_samples(seed: int, n: int, scale: float = 1.0) -> np.ndarray:
+    return scale * np.random.default_rng(seed).lognormal(mean=2.0, sigma=0.1, size=n)
+
+
+def test_bootstrap_ratio_normal_ci_is_the_documented_formula() -> None:
+    # r * exp(-/+ z * s): r the ratio of the samples' linear percentiles, s half the distance
+    # between the 15.87 % and 84.13 % quantiles of the resampled log ratios (b over a), z the
+    # normal 1 - alpha/2 quantile; the draws are the module's own bootstrap (same seed and order)
+    a, b = _lognormal_samples(1, 400), _lognormal_samples(2, 300, scale=1.1)
+    for q, conf, n_res, seed in [(50.0, 0.95, 2000, 0), (99.0, 0.9999, 500, 7)]:
+        rng = np.random.default_rng(seed)
+        xa, xb = np.sort(a), np.sort(b)
+        sa = stats._bootstrap_percentiles(xa, q, n_res, rng)
+        sb = stats._bootstrap_percentiles(xb, q, n_res, rng)
+        logs = np.log(sb) - np.log(sa)
+        lo16, hi84 = np.quantile(logs, [scipy.stats.norm.cdf(-1), scipy.stats.norm.cdf(1)])
+        s = (hi84 - lo16) / 2
+        z = scipy.stats.norm.ppf(1 - (1 - conf) / 2)
+        r = np.percentile(xb, q) / np.percentile(xa, q)
+        lo, hi = stats.bootstrap_ratio_normal_ci(
+            a, b, q=q, confidence=conf, n_resamples=n_res, seed=seed
+        )
+        assert lo == pytest.approx(r * math.exp(-z * s), rel=1e-12)
+        assert hi == pytest.approx(r * math.exp(z * s), rel=1e-12)
+        assert lo < 1.1 * 1.2 and hi > 1.1 / 1.2  # a sane interval around the true ratio
+
+
+def test_bootstrap_ratio_normal_ci_defaults() -> None:
+    a, b = _lognormal_samples(3, 300), _lognormal_samples(4, 300)
+    assert stats.bootstrap_ratio_normal_ci(a, b) == stats.bootstrap_ratio_normal_ci(
+        a, b, q=50.0, n_resamples=2000, confidence=0.95, seed=0
+    )
+    for other in ({"q": 25.0}, {"n_resamples": 2001}, {"seed": 1}, {"confidence": 0.9}):
+        assert stats.bootstrap_ratio_normal_ci(a, b, **other) != stats.bootstrap_ratio_normal_ci(
+            a, b
+        )
+
+
+def test_bootstrap_ratio_normal_ci_refuses_what_it_cannot_do() -> None:
+    a, b = _lognormal_samples(5, 100), _lognormal_samples(6, 100)
+    for bad in ({"q": -0.01}, {"q": 100.01}, {"n_resamples": 9}, {"confidence": 1.0}):
+        with pytest.raises(UsageError):
+            stats.bootstrap_ratio_normal_ci(a, b, **bad)
+    # the edges are allowed
+    for ok in ({"q": 0.0}, {"q": 100.0}, {"q": 0.5}, {"n_resamples": 10}):
+        lo, hi = stats.bootstrap_ratio_normal_ci(a, b, **ok)
+        assert 0 < lo <= hi
+    # a percentile of zero has no log ratio: in the samples, or only in some resamples
+    zeros_then_ones = np.array([0.0] * 40 + [1.0] * 60)
+    assert np.percentile(zeros_then_ones, 50) == 1.0
+    for x, y in [(zeros_then_ones, b), (b, zeros_then_ones), (np.zeros(50), b), (b, np.zeros(50))]:
+        with pytest.raises(UsageError, match="log ratio is undefined"):
+            stats.bootstrap_ratio_normal_ci(x, y)
+    # values below 1 are fine
+    lo, hi = stats.bootstrap_ratio_normal_ci(a / 100.0, b / 100.0)
+    assert (lo, hi) == pytest.approx(stats.bootstrap_ratio_normal_ci(a, b), rel=1e-12)
+
+
+def test_mean_ratio_ci_is_the_delta_method() -> None:
+    a, b = _lognormal_samples(7, 250), _lognormal_samples(8, 180, scale=0.9)
+    for conf in (0.95, 0.999):
+        se = math.sqrt(
+            np.var(a, ddof=1) / (a.size * a.mean() ** 2)
+            + np.var(b, ddof=1) / (b.size * b.mean() ** 2)
+        )
+        z = scipy.stats.norm.ppf(1 - (1 - conf) / 2)
+        r = b.mean() / a.mean()
+        lo, hi = stats.mean_ratio_ci(a, b, confidence=conf)
+        assert lo == pytest.approx(r * math.exp(-z * se), rel=1e-12)
+        assert hi == pytest.approx(r * math.exp(z * se), rel=1e-12)
+    assert stats.mean_ratio_ci(a, b) == stats.mean_ratio_ci(a, b, confidence=0.95)
+
+
+def test_mean_ratio_ci_refuses_what_it_cannot_do() -> None:
+    two = np.array([1.0, 2.0])
+    assert stats.mean_ratio_ci(two, two)[0] < 1.0 < stats.mean_ratio_ci(two, two)[1]
+    for x, y in [(np.array([1.0]), two), (two, np.array([1.0]))]:
+        with pytest.raises(UsageError, match="at least 2 samples"):
+            stats.mean_ratio_ci(x, y)
+    for x, y in [(np.array([-1.0, 1.0]), two), (two, np.array([-1.0, 1.0])),
+                 (np.array([-2.0, 1.0]), two), (two, np.array([-2.0, 1.0]))]:  # fmt: skip
+        with pytest.raises(UsageError, match="undefined"):
+            stats.mean_ratio_ci(x, y)
+    half = np.array([0.25, 0.75])  # a mean below 1 is fine
+    assert stats.mean_ratio_ci(half, half)[0] < 1.0
+    with pytest.raises(UsageError):
+        stats.mean_ratio_ci(two, two, confidence=0.0)
+
+
+def test_normal_quantile_is_exact_inside_and_refuses_the_ends() -> None:
+    for p in (1e-12, 0.025, 0.5, 0.8413447460685429, 1 - 1e-12):
+        assert stats.normal_quantile(p) == pytest.approx(scipy.stats.norm.ppf(p), abs=1e-9)
+    for p in (0.0, 1.0, -0.1, 1.1):
+        with pytest.raises(UsageError, match="out of range"):
+            stats.normal_quantile(p)
