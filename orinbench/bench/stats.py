@@ -355,14 +355,7 @@ def bootstrap_ratio_ci(
     repeatable. The percentile of each resample is drawn through the order statistics of uniform
     variates (see ``_bootstrap_percentiles``), so the cost does not grow with n.
     """
-    _check_confidence(confidence)
-    if not 0.0 <= q <= 100.0:
-        raise UsageError(f"percentile {q!r} is out of range", fix="give q between 0 and 100")
-    if n_resamples < 10:
-        raise UsageError(f"n_resamples={n_resamples} is too small", fix="use 1000 or more")
-    rng = np.random.default_rng(seed)
-    stat_a = _bootstrap_percentiles(np.sort(_as_samples(a)), q, n_resamples, rng)
-    stat_b = _bootstrap_percentiles(np.sort(_as_samples(b)), q, n_resamples, rng)
+    _, _, stat_a, stat_b = _bootstrap_both(a, b, q, n_resamples, confidence, seed)
     if np.any(stat_a <= 0.0):
         raise UsageError(
             "the bootstrap ratio is undefined", why="the baseline percentile is zero or negative"
@@ -371,6 +364,32 @@ def bootstrap_ratio_ci(
     half = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(ratios, [half, 1.0 - half])
     return float(lo), float(hi)
+
+
+def _bootstrap_both(
+    a: Sequence[float] | npt.ArrayLike,
+    b: Sequence[float] | npt.ArrayLike,
+    q: float,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The checked arguments of the two ratio bootstraps, then both samples sorted and their
+    resampled q-percentiles (``a``'s drawn first, from one generator seeded with ``seed``)."""
+    _check_confidence(confidence)
+    if not 0.0 <= q <= 100.0:
+        raise UsageError(f"percentile {q!r} is out of range", fix="give q between 0 and 100")
+    if n_resamples < 10:
+        raise UsageError(f"n_resamples={n_resamples} is too small", fix="use 1000 or more")
+    rng = np.random.default_rng(seed)
+    xa = np.sort(_as_samples(a))
+    xb = np.sort(_as_samples(b))
+    return (
+        xa,
+        xb,
+        _bootstrap_percentiles(xa, q, n_resamples, rng),
+        _bootstrap_percentiles(xb, q, n_resamples, rng),
+    )
 
 
 def bootstrap_ratio_normal_ci(
@@ -392,16 +411,7 @@ def bootstrap_ratio_normal_ci(
     hundreds of millions of resamples; this one needs only the spread, which 2000 resamples give
     to a few percent. The sequential gate uses it at its strict early looks.
     """
-    _check_confidence(confidence)
-    if not 0.0 <= q <= 100.0:
-        raise UsageError(f"percentile {q!r} is out of range", fix="give q between 0 and 100")
-    if n_resamples < 10:
-        raise UsageError(f"n_resamples={n_resamples} is too small", fix="use 1000 or more")
-    rng = np.random.default_rng(seed)
-    xa = np.sort(_as_samples(a))
-    xb = np.sort(_as_samples(b))
-    stat_a = _bootstrap_percentiles(xa, q, n_resamples, rng)
-    stat_b = _bootstrap_percentiles(xb, q, n_resamples, rng)
+    xa, xb, stat_a, stat_b = _bootstrap_both(a, b, q, n_resamples, confidence, seed)
     pa = float(np.percentile(xa, q, method="linear"))
     pb = float(np.percentile(xb, q, method="linear"))
     if np.any(stat_a <= 0.0) or np.any(stat_b <= 0.0) or pa <= 0.0 or pb <= 0.0:
