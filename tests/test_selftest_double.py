@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-import types
 from pathlib import Path
 
 import _trt_double_ext
 import pytest
+from _nvml_double import FakeNvml
 from trt_double import pytest_fixtures as fx
 from trt_double.pytest_fixtures import TrtEnv
 
@@ -54,71 +53,6 @@ def tegra_line(board: FakeBoard, extra_mw: dict[str, int] | None = None) -> str:
     200 mA), plus ``extra_mw`` (a tegrastats that disagrees with the INA3221 files)."""
     rails = {r: 1000 + (extra_mw or {}).get(r, 0) for r in board.rails}
     return TEGRA_PREFIX + "".join(f" {r} {mw}mW/{mw}mW" for r, mw in rails.items()) + "\n"
-
-
-class FakeNvml(types.SimpleNamespace):
-    """What orinbench reads of NVML: a GPU of constant power whose energy counter integrates it."""
-
-    class NVMLError(Exception):
-        pass
-
-    NVML_SUCCESS = 0
-    NVML_FI_DEV_POWER_INSTANT = 186
-    NVML_VALUE_TYPE_DOUBLE = 0
-    NVML_VALUE_TYPE_UNSIGNED_INT = 1
-    NVML_VALUE_TYPE_UNSIGNED_LONG = 2
-    NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3
-    NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4
-    NVML_VALUE_TYPE_SIGNED_INT = 5
-    NVML_CLOCK_GRAPHICS = 0
-    NVML_CLOCK_MEM = 2
-    NVML_TEMPERATURE_GPU = 0
-
-    def __init__(self, watts: float = 60.0) -> None:
-        super().__init__()
-        self.watts = watts
-        self.t0 = time.monotonic()
-        self.inits = 0
-
-    def nvmlInit(self):
-        self.inits += 1
-
-    def nvmlShutdown(self):
-        self.inits -= 1
-
-    def nvmlSystemGetDriverVersion(self):
-        return b"550.54"
-
-    def nvmlSystemGetCudaDriverVersion(self):
-        return 12040
-
-    def nvmlDeviceGetCount(self):
-        return 1
-
-    def nvmlDeviceGetHandleByIndex(self, i):
-        return object()
-
-    def nvmlDeviceGetName(self, h):
-        return b"Fake GPU"
-
-    def nvmlDeviceGetClockInfo(self, h, kind):
-        return 1500
-
-    def nvmlDeviceGetMaxClockInfo(self, h, kind):
-        return 1980
-
-    def nvmlDeviceGetTemperature(self, h, kind):
-        return 40
-
-    def nvmlDeviceGetPowerUsage(self, h):
-        return int(self.watts * 1000)
-
-    def nvmlDeviceGetFieldValues(self, h, ids):
-        value = types.SimpleNamespace(uiVal=int(self.watts * 1000))
-        return [types.SimpleNamespace(nvmlReturn=0, valueType=1, value=value)]
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, h):
-        return int((time.monotonic() - self.t0) * self.watts * 1000)  # mJ
 
 
 class JtopStandIn(SysfsPowerSource):

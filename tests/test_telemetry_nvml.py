@@ -4,9 +4,9 @@ the real GPU where there is one (marked ``gpu``; see benchmarks/nvml_energy_chec
 from __future__ import annotations
 
 import time
-import types
 
 import pytest
+from _nvml_double import FakeNvml
 
 from orinbench import _lazy
 from orinbench.errors import PowerSourceError
@@ -41,58 +41,6 @@ def test_nvml_without_a_gpu_is_a_clear_error():
     assert msg.startswith("NVML power source is unavailable")
     assert ("NVML:" in msg) if _lazy.is_available("pynvml") else ("not installed" in msg)
     assert "\n" not in msg
-
-
-class FakeNvml(types.SimpleNamespace):
-    """An NVML double: ``watts`` of constant power, an energy counter that integrates it."""
-
-    class NVMLError(Exception):
-        pass
-
-    NVML_SUCCESS = 0
-    NVML_FI_DEV_POWER_INSTANT = 186
-    NVML_VALUE_TYPE_DOUBLE = 0
-    NVML_VALUE_TYPE_UNSIGNED_INT = 1
-    NVML_VALUE_TYPE_UNSIGNED_LONG = 2
-    NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3
-    NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4
-    NVML_VALUE_TYPE_SIGNED_INT = 5
-
-    def __init__(self, watts: float, *, instant: bool = True, counter: bool = True) -> None:
-        super().__init__()
-        self.watts = watts
-        self.instant = instant
-        self.counter = counter
-        self.t0 = time.monotonic()
-        self.inits = 0
-
-    def nvmlInit(self):
-        self.inits += 1
-
-    def nvmlShutdown(self):
-        self.inits -= 1
-
-    def nvmlDeviceGetCount(self):
-        return 1
-
-    def nvmlDeviceGetHandleByIndex(self, i):
-        return object()
-
-    def nvmlDeviceGetName(self, h):
-        return b"Fake GPU"
-
-    def nvmlDeviceGetPowerUsage(self, h):
-        return int(self.watts * 1000)
-
-    def nvmlDeviceGetFieldValues(self, h, ids):
-        value = types.SimpleNamespace(uiVal=int(self.watts * 1000))
-        ret = 0 if self.instant else 3
-        return [types.SimpleNamespace(nvmlReturn=ret, valueType=1, value=value)]
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, h):
-        if not self.counter:
-            raise self.NVMLError("Not Supported")
-        return int((time.monotonic() - self.t0) * self.watts * 1000)  # mJ
 
 
 @pytest.fixture
