@@ -8,11 +8,17 @@ The model: per-iteration latencies are i.i.d. lognormal with the given coefficie
 (``sigma^2 = ln(1 + CV^2)``), right-skewed as latencies are. The default 10 s run yields ``n``
 iterations, so one iteration costs ``10 s / n`` on average (20 ms at n = 500, 5 ms at n = 2000),
 and the ``--until-decided`` budget of 60 s holds about ``6 n`` iterations, looked at after each
-10 s block (6 planned looks). The baseline is one default run of ``n`` iterations (or, with
-``--baseline-seconds``, longer). Each iteration's time is its latency, so a slower result fits
-fewer iterations into each block and its fps is ``iterations / summed latency``, as the harness
-counts it. Gated metrics: gate's defaults for an ONNX Runtime result, ``latency.p50_ms``,
-``latency.p95_ms``, ``latency.p99_ms`` and ``throughput.fps``, 5 % tolerance each.
+10 s block (6 planned looks). The baseline is recorded the way ``orinbench baseline record``
+asks for when it refuses a noisier one: ``bench --until-ci p99:2% --max-seconds 300`` (the
+P99's 95 % interval checked every 50 iterations from 1000 samples on, as the harness does), and
+it must then pass ``baseline record``'s precision check (``orinbench.gate.precision``); a trial
+whose baseline would be refused is counted and reported. ``--baseline-seconds S`` instead takes a
+fixed-length baseline of ``S`` seconds, recorded with ``--allow-imprecise`` when it fails that
+check (to show what the check prevents). Each iteration's time is its latency, so a slower
+result fits fewer iterations into each block and its fps is ``iterations / summed latency``, as
+the harness counts it. Gated metrics: gate's defaults for an ONNX Runtime result,
+``latency.p50_ms``, ``latency.p95_ms``, ``latency.p99_ms`` and ``throughput.fps``, 5 % tolerance
+each.
 
 Scenarios:
 
@@ -31,6 +37,9 @@ is not 0 (A/A: false alarms), of trials with ``latency.p99_ms`` ``regressed`` (d
 for ``--until-decided`` the iterations and seconds at which the run stopped.
 
     python benchmarks/gate_power.py [--trials 500] [--quick] [--jobs 2] [--baseline-seconds 10]
+
+Results: ``benchmarks/results/gate_power-cpu2.txt`` (baselines as ``baseline record`` asks) and
+``gate_power-baseline10-cpu2.txt`` (``--baseline-seconds 10``).
 """
 
 from __future__ import annotations
@@ -46,8 +55,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from orinbench.bench.stats import normal_quantile, summarize
+from orinbench.bench.stats import (
+    ci_relative_halfwidth,
+    min_tail_samples,
+    normal_quantile,
+    summarize,
+)
 from orinbench.gate.compare import compare
+from orinbench.gate.precision import baseline_precision, imprecise
 from orinbench.gate.sequential import SequentialGate, SpendingPlan
 from orinbench.gate.verdict import GateReport
 from orinbench.results.schema import HOST_LATENCY, Environment, ModelRef, Result, RunConfig
@@ -61,6 +76,10 @@ SCENARIOS = ("A/A", "all +10%", "tail +10%", "tail shift")
 CVS = (0.03, 0.05, 0.10)
 NS = (500, 2000)
 P99 = "latency.p99_ms"
+BASELINE_CI = 0.02  # bench --until-ci p99:2%, the rule baseline record's refusal suggests
+BASELINE_MAX_S = 300.0
+CI_CHECK_EVERY = 50  # the harness checks the --until-ci rule every 50 iterations
+CI_MIN_ITERATIONS = 100
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,7 @@ class Setting:
     scenario: str
     trials: int
     seed: int
-    baseline_s: float
+    baseline_s: float | None  # None: recorded with --until-ci p99:2% (the default)
     spending: str
 
 
@@ -86,6 +105,9 @@ class Outcome:
     seq_seconds_median: float
     seq_seconds_p95: float
     seq_statuses: dict[str, int]
+    baseline_s_median: float
+    baseline_s_p95: float
+    baseline_refused: float  # share of trials whose baseline 'baseline record' would refuse
 
 
 def _lognormal(rng: np.random.Generator, cv: float, mean: float, size: int) -> np.ndarray:
@@ -102,6 +124,22 @@ def _tail_change(cv: float, mean: float) -> tuple[float, float, float]:
     q99 = math.exp(mu + sigma * normal_quantile(0.99))
     t = math.exp(mu + sigma * normal_quantile(TAIL_FROM))
     return t, (SLOWDOWN * q99 - t) / (q99 - t), (SLOWDOWN - 1.0) * q99
+
+
+def _record_baseline(rng: np.random.Generator, s: Setting, mean: float) -> np.ndarray:
+    """The baseline's samples: a fixed-length run, or ``bench --until-ci p99:2%
+    --max-seconds 300`` with the harness's cadence (checked every 50 iterations from 100)."""
+    if s.baseline_s is not None:
+        return _lognormal(rng, s.cv, mean, round(s.n * s.baseline_s / RUN_S))
+    x = _lognormal(rng, s.cv, mean, round(s.n * BASELINE_MAX_S / RUN_S * 1.1))
+    ends = np.cumsum(x) / 1e3
+    cap = int(np.searchsorted(ends, BASELINE_MAX_S)) + 1
+    first = max(CI_MIN_ITERATIONS, min_tail_samples(0.99))
+    for n in range(first, cap + 1, CI_CHECK_EVERY):
+        hw = ci_relative_halfwidth(x[:n], 99)
+        if hw is not None and hw <= BASELINE_CI:
+            return x[:n]
+    return x[:cap]
 
 
 def _result(samples: np.ndarray) -> Result:
@@ -129,8 +167,11 @@ def _simulate(s: Setting) -> Outcome:
     iters: list[int] = []
     secs: list[float] = []
     statuses: dict[str, int] = {}
+    base_secs: list[float] = []
+    refused = 0
     for _ in range(s.trials):
-        base = _lognormal(rng, s.cv, mean, round(s.n * s.baseline_s / RUN_S))
+        base = _record_baseline(rng, s, mean)
+        base_secs.append(float(base.sum() / 1e3))
         # enough draws for 60 s even when 10 % slower
         res = _lognormal(rng, s.cv, mean, int(s.n * BUDGET_S / RUN_S * 1.25))
         if s.scenario == "all +10%":
@@ -141,6 +182,7 @@ def _simulate(s: Setting) -> Outcome:
             res = np.where(res > t, res + shift, res)
         ends = np.cumsum(res) / 1e3  # s at the end of each iteration
         baseline = _result(base)
+        refused += bool(imprecise(baseline_precision(baseline)))
 
         # the fixed-length gate: one default run, then compare() as `orinbench gate` does
         n_fixed = int(np.searchsorted(ends, RUN_S)) + 1
@@ -188,6 +230,9 @@ def _simulate(s: Setting) -> Outcome:
         seq_seconds_median=float(np.median(secs)),
         seq_seconds_p95=float(np.percentile(secs, 95)),
         seq_statuses=statuses,
+        baseline_s_median=float(np.median(base_secs)),
+        baseline_s_p95=float(np.percentile(base_secs, 95)),
+        baseline_refused=refused / n,
     )
 
 
@@ -204,8 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--baseline-seconds",
         type=float,
-        default=RUN_S,
-        help="length of the baseline run in seconds (default 10: one default run)",
+        default=None,
+        help="a fixed-length baseline of this many seconds, recorded with --allow-imprecise "
+        "(default: recorded with --until-ci p99:2%% --max-seconds 300, as baseline record asks)",
     )
     ap.add_argument(
         "--spending", choices=("obrien-fleming", "bonferroni"), default="obrien-fleming"
@@ -237,9 +283,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     took = time.perf_counter() - t0
 
     plan = SpendingPlan(looks=LOOKS, spending=args.spending)  # type: ignore[arg-type]
+    if args.baseline_seconds is None:
+        how = (
+            f"baseline recorded with --until-ci p99:{BASELINE_CI:.0%} --max-seconds "
+            f"{BASELINE_MAX_S:g} (as 'baseline record' asks)"
+        )
+    else:
+        how = (
+            f"baseline a fixed {args.baseline_seconds:g} s run (n x "
+            f"{args.baseline_seconds / RUN_S:g} samples, recorded with --allow-imprecise)"
+        )
     print(
-        f"gate power: {trials} trials per row, lognormal latencies, tolerance 5 %, "
-        f"baseline {args.baseline_seconds:g} s (n x {args.baseline_seconds / RUN_S:g} samples), "
+        f"gate power: {trials} trials per row, lognormal latencies, tolerance 5 %, {how}, "
         f"fixed run {RUN_S:g} s, --until-decided budget {BUDGET_S:g} s in {LOOKS} looks, "
         f"{args.spending} spending (one-sided a_k = "
         + ", ".join(f"{a:.3g}" for a in plan.boundaries())
@@ -247,13 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         "fail = exit != 0; p99 reg = latency.p99_ms decided 'regressed'; "
-        "decided = every metric decided before the budget ended"
+        "decided = every metric decided before the budget ended; baseline s = its length; "
+        "refused = baselines 'baseline record' would refuse without --allow-imprecise"
     )
     print()
     head = (
         f"{'CV':>4} {'n':>5} {'scenario':<10} | {'fixed: fail':>11} {'p99 reg':>8} | "
         f"{'until-decided: fail':>19} {'p99 reg':>8} {'decided':>8} "
-        f"{'iters med/p95':>14} {'seconds med/p95':>16}"
+        f"{'iters med/p95':>14} {'seconds med/p95':>16} | {'baseline s':>11} {'refused':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -264,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{_pct(o.fixed_p99_regressed):>8} | {_pct(o.seq_fail):>19} "
             f"{_pct(o.seq_p99_regressed):>8} {_pct(o.seq_decided):>8} "
             f"{o.seq_iters_median:>6.0f}/{o.seq_iters_p95:<7.0f} "
-            f"{o.seq_seconds_median:>7.1f}/{o.seq_seconds_p95:<8.1f}"
+            f"{o.seq_seconds_median:>7.1f}/{o.seq_seconds_p95:<8.1f} | "
+            f"{o.baseline_s_median:>5.0f}/{o.baseline_s_p95:<5.0f} {_pct(o.baseline_refused):>7}"
         )
         if s.scenario == "A/A":
             for mode, rate in (("fixed", o.fixed_fail), ("until-decided", o.seq_fail)):

@@ -115,6 +115,10 @@ class BaselineExistsError(OrinbenchError):
     """A baseline is already recorded at that key and ``--replace`` was not given."""
 
 
+class ImpreciseBaselineError(OrinbenchError):
+    """A result is too imprecise to be a baseline and ``--allow-imprecise`` was not given."""
+
+
 class HistoryError(OrinbenchError):
     """The history database is locked or corrupt."""
 

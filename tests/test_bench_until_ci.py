@@ -186,3 +186,47 @@ def test_cli_bad_until_ci_is_one_line_exit_2(run_cli, conv_model: Path) -> None:
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--until-ci" in lines[0] and "Traceback" not in err
+
+
+def test_min_tail_samples_puts_ten_samples_beyond_the_percentile() -> None:
+    from orinbench.bench.stats import TAIL_SAMPLES, min_tail_samples
+
+    assert TAIL_SAMPLES == 10
+    got = {q: min_tail_samples(q) for q in (0.5, 0.9, 0.95, 0.99, 0.999, 0.01, 0.05)}
+    assert got == {0.5: 20, 0.9: 100, 0.95: 200, 0.99: 1000, 0.999: 10000, 0.01: 1000, 0.05: 200}
+    # the smallest such n: one fewer puts less than 10 beyond on average (floating point aside)
+    for q in (0.9, 0.95, 0.99, 0.999, 0.975, 0.3):
+        n = min_tail_samples(q)
+        side = min(q, 1 - q)
+        assert n * side >= 10 - 1e-9 and (n - 1) * side < 10 - 1e-9
+    assert min_tail_samples(0.99, tail=1) == 100
+    with pytest.raises(UsageError):
+        min_tail_samples(1.0)
+
+
+def test_the_tail_rule_waits_for_1000_samples_before_it_may_stop() -> None:
+    # 2 ms +- a little, no tail at all: the P99 interval is narrow from the first check, yet a
+    # P99 rule may stop only once 1000 samples are in (10 beyond P99); the median rule at 100
+    rng = np.random.default_rng(7)
+    costs = 2 * MS * (1 + 0.001 * rng.standard_normal(5000))
+    assert ci_relative_halfwidth(costs[:400], 99) < 0.02  # it would have stopped at 400
+    runs = {}
+    for q in (99.0, 50.0):
+        runs[q] = measure(
+            CostRunner(clock := Clock(), costs),
+            warmup=Warmup(seconds=0, iterations=0),
+            stop=StopRule(ci_rel_halfwidth=0.02, ci_percentile=q, max_seconds=600.0),
+            clock=clock,
+        )
+    assert runs[99.0].stopped_by == "ci" and runs[99.0].iterations == 1000
+    assert runs[50.0].stopped_by == "ci" and runs[50.0].iterations == 100
+    # an explicit higher minimum still wins
+    later = measure(
+        CostRunner(clock := Clock(), costs),
+        warmup=Warmup(seconds=0, iterations=0),
+        stop=StopRule(
+            ci_rel_halfwidth=0.02, ci_percentile=99.0, max_seconds=600.0, min_iterations=1500
+        ),
+        clock=clock,
+    )
+    assert later.iterations == 1500

@@ -188,7 +188,9 @@ def test_baseline_dir_finds_the_recorded_baseline(
     run_cli: Run, files: dict[str, Path], tmp_path: Path
 ) -> None:
     base_dir = tmp_path / "baselines"
-    code, _, err = run_cli("baseline", "record", str(files["base"]), "--to", str(base_dir))
+    code, _, err = run_cli(
+        "baseline", "record", str(files["base"]), "--to", str(base_dir), "--allow-imprecise"
+    )
     assert code == 0, err
     html = tmp_path / "r.html"
     code, out, err = run_cli(

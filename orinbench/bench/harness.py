@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import UsageError
-from .stats import ci_relative_halfwidth, is_stable
+from .stats import ci_relative_halfwidth, is_stable, min_tail_samples
 
 Clock = Callable[[], int]
 #: called with (iterations done, fraction of the run done or -1 when unknown) a few times a second
@@ -292,6 +292,8 @@ def measure(
     reason = ""
     stopped_by = ""
     ci_label = "median" if stop.ci_percentile == 50.0 else f"P{stop.ci_percentile:g}"
+    # a tail percentile's interval is trusted only once its tail holds some samples
+    ci_min_n = max(stop.min_iterations, min_tail_samples(stop.ci_percentile / 100.0))
 
     def snapshot(elapsed: int) -> Measurement:
         return Measurement(
@@ -342,11 +344,7 @@ def measure(
                 reason = f"hit the {stop.max_seconds:g} s cap before the stop rule was met"
                 stopped_by = "max-seconds"
                 break
-            if (
-                stop.ci_rel_halfwidth is not None
-                and n >= stop.min_iterations
-                and n % _CI_CHECK_EVERY == 0
-            ):
+            if stop.ci_rel_halfwidth is not None and n >= ci_min_n and n % _CI_CHECK_EVERY == 0:
                 hw = ci_relative_halfwidth(np.asarray(host, dtype=np.float64), q=stop.ci_percentile)
                 if hw is not None and hw <= stop.ci_rel_halfwidth:
                     reason = (

@@ -152,6 +152,28 @@ def min_samples_for_percentile(q: float, confidence: float = DEFAULT_CONFIDENCE)
     return n
 
 
+#: samples a percentile's rarer side must hold on average before its interval's width is trusted
+TAIL_SAMPLES = 10
+
+
+def min_tail_samples(q: float, tail: int = TAIL_SAMPLES) -> int:
+    """Smallest n with ``n * min(q, 1 - q) >= tail`` (``q`` in (0, 1)): P50 20, P95 200,
+    P99 1000, P99.9 10000 for the default 10.
+
+    The distribution-free interval of a tail percentile exists from a few hundred samples (368
+    for P99), but while only a handful of samples lie beyond the percentile its width swings
+    from one check to the next, so a rule that stops "once the interval is narrow" stops on a
+    lucky dip: at 10 % CV, 400 samples gave a P99 half-width under 2 % where the truth is nearer
+    5 %. Stop rules and the baseline precision check wait for this many samples first.
+    """
+    _check_q(q)
+    side = min(q, 1.0 - q)
+    n = max(1, math.ceil(tail / side))
+    while n > 1 and (n - 1) * side >= tail - 1e-9:  # 10 / 0.01 is 1000.0000000000001
+        n -= 1
+    return n
+
+
 def _check_q(q: float) -> None:
     if not 0.0 < q < 1.0:
         raise UsageError(f"quantile {q!r} is out of range", fix="give a quantile between 0 and 1")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ExitCode
-from ..gate import record_baseline
+from ..gate import load_targets, record_baseline
 from ._outputs import check_outputs
 
 
@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="store RESULT.json as the baseline for its key",
         description="Store a result as the baseline for its device, software, power mode, "
         "backend+precision and model. An existing baseline is kept unless --replace is given; "
-        "then the old file is kept beside it with a UTC timestamp in its name.",
+        "then the old file is kept beside it with a UTC timestamp in its name. A result whose "
+        "gated percentiles are known less precisely than half their tolerance (95 %% interval) "
+        "is refused: a gate against it would fail unchanged runs by chance (docs/gate.md).",
     )
     rec.add_argument("result", type=Path, metavar="RESULT.json", help="the result to store")
     rec.add_argument("--to", type=Path, required=True, metavar="DIR", help="baseline folder")
@@ -33,11 +35,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="replace an existing baseline (the old one is kept, timestamped)",
     )
+    rec.add_argument(
+        "--targets",
+        type=Path,
+        default=None,
+        metavar="TARGETS.toml",
+        help="read the tolerances of its [tolerance] table (and the metrics it names) for the "
+        "precision check, as 'gate --targets' will use them (default: the default tolerances)",
+    )
+    rec.add_argument(
+        "--allow-imprecise",
+        action="store_true",
+        help="store the result even if its percentiles are too imprecise for the tolerances",
+    )
     rec.set_defaults(handler=run_record)
 
 
 def run_record(args: argparse.Namespace) -> int:
     check_outputs(args, (), folders=("to",))
-    path = record_baseline(args.result, to_dir=args.to, replace=args.replace)
+    tolerances = dict(load_targets(args.targets).tolerances) if args.targets else None
+    path = record_baseline(
+        args.result,
+        to_dir=args.to,
+        replace=args.replace,
+        tolerances=tolerances,
+        allow_imprecise=args.allow_imprecise,
+    )
     print(f"baseline recorded: {path}")
     return int(ExitCode.OK)

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .._io import atomic_write_bytes
-from ..errors import BaselineExistsError, InputFileError
+from ..errors import BaselineExistsError, ImpreciseBaselineError, InputFileError
 from ..results.comparable import shape_tag
 from ..results.io import load_result, save_result
 from ..results.schema import Result
+from .precision import baseline_precision, imprecise
 
 _SLUG_BAD = re.compile(r"[^a-z0-9._-]+")
 
@@ -84,14 +86,32 @@ def record_baseline(
     *,
     to_dir: str | os.PathLike[str],
     replace: bool = False,
+    tolerances: Mapping[str, float] | None = None,
+    allow_imprecise: bool = False,
 ) -> Path:
     """Store ``result`` (or the result file at that path) as the baseline for its key.
 
-    Refuses to overwrite an existing baseline unless ``replace``; when replacing, the previous
-    file is first copied to ``<model>.<UTC timestamp>.json`` beside it. Both writes are atomic, so
-    the baseline path always holds a complete file. Returns the path written.
+    Refuses (:class:`ImpreciseBaselineError`, exit 2) a result whose gated percentiles are too
+    imprecise for their tolerances (``tolerances`` as in :func:`compare`; see
+    :mod:`orinbench.gate.precision`) unless ``allow_imprecise``: a noisy baseline makes every
+    later gate fail unchanged runs by chance. Refuses to overwrite an existing baseline unless
+    ``replace``; when replacing, the previous file is first copied to
+    ``<model>.<UTC timestamp>.json`` beside it. Both writes are atomic, so the baseline path
+    always holds a complete file. Returns the path written.
     """
     res = result if isinstance(result, Result) else load_result(result)
+    if not allow_imprecise:
+        bad = imprecise(baseline_precision(res, tolerances=tolerances))
+        if bad:
+            rule = min(bad, key=lambda e: (e.limit, -e.percentile)).stop_rule()
+            raise ImpreciseBaselineError(
+                "the result is too imprecise to be a baseline",
+                why="; ".join(e.describe() for e in bad)
+                + " (a run as fast as it would then fail the gate by chance)",
+                fix="record a longer run with the clocks locked, e.g. 'orinbench bench MODEL "
+                f"--until-ci {rule} --max-seconds 300', "
+                "or pass --allow-imprecise",
+            )
     path = baseline_path(res, to_dir)
     if path.exists():
         if not replace:

@@ -11,7 +11,8 @@ Rules (docs/gate.md has the full table):
   test on the raw samples says so, else ``inconclusive`` (never a pass):
 
   - percentile metrics (``<series>.p99_ms``): the bootstrap CI of ``P_q(result) / P_q(baseline)``
-    must lie entirely beyond ``1 + tolerance`` (or below ``1 - tolerance``);
+    must lie entirely above 1 (or below 1): the change is real, and the point estimate says it
+    is beyond the tolerance;
   - other statistics of a series (``mean_ms``) and ``throughput.fps``: a two-sided Mann–Whitney
     test on the raw samples (the latency samples for fps) with p < ``alpha``, in the same
     direction as the change;
@@ -359,7 +360,7 @@ class _Context:
                 **kw,
             )
         larger = delta > 0
-        significant, evidence = test.significant(larger=larger, tol=tol, alpha=self.alpha)
+        significant, evidence = test.significant(larger=larger, alpha=self.alpha)
         if significant:
             return v(label, f"{change} (tolerance {_tol(tol)}); {evidence}", **kw)
         return v(
@@ -470,19 +471,21 @@ class _Test:
         self.invert = invert  # fps: a larger metric means smaller latency samples
         self.what = what
 
-    def significant(self, *, larger: bool, tol: float, alpha: float) -> tuple[bool, str]:
-        """Whether the test confirms a change beyond tolerance in that direction, and why."""
+    def significant(self, *, larger: bool, alpha: float) -> tuple[bool, str]:
+        """Whether the test shows that the metric really moved that way, and why.
+
+        Only asked once the point estimate is beyond the tolerance: the verdict needs both."""
         if self.kind == "ci" and self.ci is not None:
+            # The point estimate is already beyond the tolerance (the caller checked); the
+            # interval has to show that the change is real, i.e. exclude 1 on that side. Asking
+            # it to clear 1 +- tol as well would claim "worse by more than the tolerance" with
+            # 95 % confidence, which a 500-sample P99 can almost never support: a real 10 % P99
+            # regression then ended "inconclusive" in most runs (benchmarks/gate_power.py).
             lo, hi = self.ci
             ci_text = f"the {1 - alpha:.0%} bootstrap CI of the ratio is [{lo:.3f}, {hi:.3f}]"
             if larger:
-                bound = 1.0 + tol
-                return (
-                    lo > bound,
-                    f"{ci_text}, {'above' if lo > bound else 'not above'} {bound:.3f}",
-                )
-            bound = 1.0 - tol
-            return hi < bound, f"{ci_text}, {'below' if hi < bound else 'not below'} {bound:.3f}"
+                return lo > 1.0, f"{ci_text}, {'above' if lo > 1.0 else 'not above'} 1"
+            return hi < 1.0, f"{ci_text}, {'below' if hi < 1.0 else 'not below'} 1"
         assert self.p_value is not None and self.effect is not None
         samples_larger = larger != self.invert
         same_way = (self.effect > 0.5) == samples_larger

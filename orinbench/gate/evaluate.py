@@ -10,6 +10,7 @@ from ..errors import IncomparableError, UsageError
 from ..results.comparable import run_differences
 from ..results.schema import HOST_LATENCY, QualityWarning, Result
 from .compare import check_comparable, compare
+from .precision import precision_warnings
 from .targets import Targets
 from .verdict import GateReport, MetricVerdict, ReportWarning, Status
 
@@ -131,6 +132,7 @@ def gate(
         tol.update(tolerances or {})
         verdicts += compare(result, baseline, tolerances=tol, seed=seed)
         warnings += result_warnings(baseline, source="baseline")
+        warnings += precision_warnings(baseline, tolerances=tol)
     elif tolerances:
         raise UsageError(
             "tolerances were given without a baseline",

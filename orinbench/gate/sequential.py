@@ -55,7 +55,6 @@ import numpy.typing as npt
 
 from ..bench.stats import (
     bootstrap_ratio_normal_ci,
-    ci_relative_halfwidth,
     mean_ratio_ci,
     min_samples_for_percentile,
     normal_cdf,
@@ -75,6 +74,7 @@ from .compare import (
     direction,
 )
 from .evaluate import result_warnings
+from .precision import precision_warnings
 from .verdict import GateReport, MetricVerdict, ReportWarning, Status
 
 Spending = Literal["obrien-fleming", "bonferroni"]
@@ -529,39 +529,16 @@ class SequentialGate:
         return MetricVerdict(**{**_fields(fixed), "message": message})
 
     def short_baseline(self) -> list[ReportWarning]:
-        """A warning per percentile metric whose baseline alone is too imprecise to decide.
-
-        The baseline does not grow, so its own interval is a floor under every ratio interval.
-        When the distribution-free interval of the baseline's percentile, at the last look's
-        confidence, is wider than half the tolerance each side (or does not exist), ``unchanged``
-        can be shown only when the two runs happen to agree closely, and a clear result often
-        ends ``inconclusive`` whatever the budget (docs/gate.md, benchmarks/gate_power.py).
-        """
-        out = []
-        conf = self.plan.confidence(self.plan.looks)
-        for m in self.sequential:
-            if sequential_kind(m) != "percentile":
-                continue
-            raw = self._base_raw.get(series_of(m))
-            m_pct = _PCT_RE.match(series_stat(m))
-            if raw is None or m_pct is None:
-                continue
-            q = float(m_pct.group(1).replace("_", "."))
-            hw = ci_relative_halfwidth(raw, q, confidence=conf)
-            tol = self.tolerance(m)
-            if hw is None or hw > tol / 2.0:
-                known = "not at all" if hw is None else f"only to +-{hw:.1%}"
-                out.append(
-                    ReportWarning(
-                        source="baseline",
-                        code="short-baseline",
-                        message=f"its {m} ({raw.size} samples) is known {known} at "
-                        f"{_conf(conf)}, against a {tol:.0%} tolerance: --until-decided may end "
-                        "inconclusive whatever the budget; record a longer or quieter baseline "
-                        "(e.g. --until-ci p99:1% with the clocks locked)",
-                    )
-                )
-        return out
+        """A ``short-baseline`` warning per gated percentile the baseline knows too imprecisely
+        for its tolerance (:mod:`orinbench.gate.precision`, the rule ``baseline record``
+        enforces). The baseline does not grow, so its own interval is a floor under every ratio
+        interval: ``unchanged`` can then be shown only when the runs happen to agree closely,
+        and the fixed rule at the end of the budget can fail an unchanged run by chance."""
+        return precision_warnings(
+            self.baseline,
+            tolerances={m: self.tolerance(m) for m in self.sequential},
+            metrics=[m for m in self.sequential if sequential_kind(m) == "percentile"],
+        )
 
     def report(self, result: Result, *, budget_ended: bool = True) -> GateReport:
         """The final :class:`GateReport` of the finished ``result`` (see :meth:`final_verdicts`)."""
