@@ -70,6 +70,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     # the scipy-less test only checks, in a subprocess, that the module imports without scipy
     "bench/stats.py": (
         "tests/test_stats.py",
+        "tests/test_bench_until_ci.py",  # min_tail_samples
         # the sequential gate's intervals (bootstrap_ratio_normal_ci, mean_ratio_ci, the normal
         # quantile and cdf) are pinned there
         "tests/test_gate_sequential.py",
@@ -79,6 +80,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/test_stats.py::test_stats_and_gate_run_without_scipy",
     ),
     "gate/compare.py": ("tests/test_gate_compare.py",),
+    "gate/precision.py": ("tests/test_gate_precision.py",),
     "gate/verdict.py": ("tests/test_gate_verdict.py",),
     "gate/targets.py": ("tests/test_gate_targets.py",),
     "telemetry/power.py": ("tests/test_power_summary.py",),
@@ -113,6 +115,14 @@ SCOPE: dict[str, frozenset[str]] = {
 #: mutant here after convincing yourself that it cannot change any output.
 EQUIVALENT: dict[str, dict[str, str]] = {
     "bench/stats.py": {
+        "min_tail_samples: (n - 1) * side >= tail - 1e-09 :: >= -> > (#0)": (
+            "the sides are equal only when (n - 1) * side lands exactly on tail - 1e-9, which no "
+            "quantile's side does for an integer tail"
+        ),
+        "min_tail_samples: 1e-09 :: 1e-09 -> 5e-10": (
+            "the margin only absorbs rounding of about 1e-13; any value from there to side / 2 "
+            "gives the same n"
+        ),
         # with n = 0 the binomial CDF is [1] and cdf[:0] is empty, and with n = 1 cdf[0] = 1 - q
         # cannot be both <= alpha/2 and >= 1 - alpha/2: None either way, guard or not
         "order_statistic_ci: if n < 1: :: delete statement": "see above",

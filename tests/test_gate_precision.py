@@ -78,6 +78,10 @@ def test_tolerances_and_metrics_change_what_is_checked() -> None:
     only = baseline_precision(SHORT, metrics=["latency.p95_ms", "latency.mean_ms"])
     assert [e.metric for e in only] == ["latency.p95_ms"]
     assert baseline_precision(SHORT, metrics=["throughput.fps"]) == []
+    # a [tolerance] metric that names no raw series (nor a percentile) is not checked, and
+    # does not stop the check of the others
+    odd = baseline_precision(MID, tolerances={"soak.drift.p99_ms": 0.05, "energy.mj": 0.1})
+    assert [e.metric for e in odd] == ["latency.p50_ms", "latency.p95_ms", "latency.p99_ms"]
 
 
 def test_missing_samples_and_too_few_samples_are_named() -> None:
@@ -85,6 +89,10 @@ def test_missing_samples_and_too_few_samples_are_named() -> None:
     (p99,) = [e for e in baseline_precision(bare) if e.metric == "latency.p99_ms"]
     assert p99.samples == 0 and p99.halfwidth is None
     assert "has no raw samples" in p99.describe()
+    # samples that are all NaN count as none
+    nan = LONG.with_(samples={"latency": (math.nan,) * 3000})
+    (p99,) = [e for e in baseline_precision(nan) if e.metric == "latency.p99_ms"]
+    assert p99.samples == 0 and not p99.precise
     # one 10 s run of 500: its P99 interval exists (368 samples) but is not trusted yet
     (p99,) = [e for e in baseline_precision(SHORT) if e.metric == "latency.p99_ms"]
     assert p99.samples == 500 and p99.halfwidth is not None and not p99.precise

@@ -157,8 +157,8 @@ TAIL_SAMPLES = 10
 
 
 def min_tail_samples(q: float, tail: int = TAIL_SAMPLES) -> int:
-    """Smallest n with ``n * min(q, 1 - q) >= tail`` (``q`` in (0, 1)): P50 20, P95 200,
-    P99 1000, P99.9 10000 for the default 10.
+    """Smallest n with ``n * min(q, 1 - q) >= tail`` (``q`` in (0, 1), ``tail >= 1``): P50 20,
+    P95 200, P99 1000, P99.9 10000 for the default 10.
 
     The distribution-free interval of a tail percentile exists from a few hundred samples (368
     for P99), but while only a handful of samples lie beyond the percentile its width swings
@@ -168,8 +168,9 @@ def min_tail_samples(q: float, tail: int = TAIL_SAMPLES) -> int:
     """
     _check_q(q)
     side = min(q, 1.0 - q)
-    n = max(1, math.ceil(tail / side))
-    while n > 1 and (n - 1) * side >= tail - 1e-9:  # 10 / 0.01 is 1000.0000000000001
+    n = math.ceil(tail / side)
+    # 10 / 0.01 is 1000.0000000000001: step back while one fewer still reaches the tail
+    while (n - 1) * side >= tail - 1e-9:
         n -= 1
     return n
 

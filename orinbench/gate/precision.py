@@ -106,7 +106,7 @@ def baseline_precision(
         q = float(pct.group(1).replace("_", "."))
         raw = _raw_series(baseline, series)
         tol = tolerances.get(m, default_tolerance(m))
-        if raw is None or raw.size == 0:
+        if raw is None:  # none kept, or none finite (_raw_series never returns an empty array)
             out.append(BaselinePrecision(m, q, 0, None, tol))
             continue
         hw = ci_relative_halfwidth(raw, q, confidence=DEFAULT_CONFIDENCE)

@@ -10,7 +10,9 @@ or ``unchanged``. Each decision is positive evidence, never the absence of it:
   (an equivalence test: two one-sided tests, one at each tolerance bound);
 * otherwise the metric is undecided and the run goes on. A metric still undecided when the
   budget ends gets the verdict of ``gate``'s fixed-length rule on all the samples of the run
-  (tolerance AND a significance test, :func:`~orinbench.gate.compare.compare`): ``regressed``,
+  (tolerance AND a significance test, :func:`~orinbench.gate.compare.compare`: the estimate
+  beyond the tolerance and the 95 % interval clear of 1, a weaker claim than the looks'),
+  ``regressed``,
   ``unchanged``, ``improved`` or ``inconclusive`` (exit 1 unless ``--inconclusive-ok``). So the
   looks only ever add decisions; the run never ends worse than the plain gate on the same data.
 
