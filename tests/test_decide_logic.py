@@ -121,6 +121,21 @@ def test_observations_int8_no_faster_and_dla_fallback() -> None:
     assert "DLA FP16 has 6 reformat layer(s)" in d.observations
 
 
+def test_a_dla_variant_mostly_on_the_gpu_is_called_out() -> None:
+    rows = [
+        row("fp16", 5.0),
+        row("dla-fp16", 6.0, dla_fallback_layers=70, network_layers=120, dla_mostly_gpu=True),
+    ]
+    d = decide(rows)
+    (line,) = [o for o in d.observations if o.startswith("DLA FP16")]
+    assert line == (
+        "DLA FP16 runs mostly on the GPU (70 of 120 layers fell back, or none landed on the "
+        "DLA): its figures are GPU figures, not DLA ones"
+    )
+    assert d.rows[1].to_dict()["dla_mostly_gpu"] is True
+    assert d.rows[0].to_dict()["dla_mostly_gpu"] is None
+
+
 def test_rows_and_table_for_the_reports() -> None:
     rows = [
         row(

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import _trt_double_ext
+import onnx
 import pytest
 from trt_double import pytest_fixtures as fx
 from trt_double.pytest_fixtures import TrtEnv
@@ -93,6 +94,43 @@ def test_dla_variants_report_fallback_layers(
     }  # type: ignore[index]
     sc = read_sidecar(tmp_path / "w" / "bev.dla-fp16.engine")
     assert sc["settings"]["dla_core"] == 0 and sc["settings"]["gpu_fallback"] is True  # type: ignore[index]
+    # the row's counts are the sidecar's dla entry (TensorRT's network layers, the inspector)
+    assert (dla.dla_fallback_layers, dla.network_layers) == (
+        sc["dla"]["fallback_layers"],  # type: ignore[index]
+        sc["dla"]["network_layers"],  # type: ignore[index]
+    )
+    assert dla.dla_mostly_gpu is False and sc["dla"]["mostly_gpu"] is False  # type: ignore[index]
+
+
+def test_dla_placement_prefers_the_sidecar_and_falls_back_to_the_log(tmp_path: Path) -> None:
+    from orinbench.backends.tensorrt.sidecar import FORMAT, log_path, write_sidecar
+    from orinbench.decide.run import _dla_placement
+
+    model = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [
+                onnx.helper.make_node("Relu", ["x"], ["y"], name="r0"),
+                onnx.helper.make_node("Relu", ["y"], ["z"], name="r1"),
+            ],
+            "g",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+            [onnx.helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [1])],
+        )
+    )
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    log_path(engine).write_text(
+        "[W] Layer 'r0' (ACTIVATION): Unsupported on DLA. Switching this layer's device type "
+        "to GPU.\n"
+    )
+    # no sidecar: the build log and the ONNX node count; "mostly on the GPU" unknown
+    assert _dla_placement(engine, model) == (1, 2, None)
+    head = {"format": FORMAT, "format_version": 1}
+    write_sidecar(engine, {**head, "settings": {}})  # an older sidecar without the dla entry
+    assert _dla_placement(engine, model) == (1, 2, None)
+    dla = {"fallback_layers": 7, "network_layers": 9, "mostly_gpu": True}
+    write_sidecar(engine, {**head, "dla": dla})
+    assert _dla_placement(engine, model) == (7, 9, True)
 
 
 @pytest.mark.parametrize("trt_env", ["10.3"], indirect=True)

@@ -69,6 +69,8 @@ class VariantRow:
     reformat_layers: int | None = None
     dla_fallback_layers: int | None = None
     network_layers: int | None = None
+    #: a DLA build whose layers mostly fell back (or none landed on the DLA): GPU figures
+    dla_mostly_gpu: bool | None = None
     failed_targets: tuple[str, ...] = ()
     accuracy_failed: tuple[tuple[float, float], ...] = ()
     repeat: Mapping[str, Any] | None = None
@@ -103,6 +105,7 @@ class VariantRow:
             "reformat_layers": self.reformat_layers,
             "dla_fallback_layers": self.dla_fallback_layers,
             "network_layers": self.network_layers,
+            "dla_mostly_gpu": self.dla_mostly_gpu,
             "meets_targets": self.eligible,
             "failed_targets": "; ".join(self.failed_targets) or None,
         }
@@ -238,7 +241,13 @@ def _observations(rows: Sequence[VariantRow]) -> list[str]:
                 f"{fp16.p99_ms:.3g} ms)"
             )
     for r in rows:
-        if r.dla_fallback_layers and r.network_layers:
+        if r.dla_mostly_gpu:
+            out.append(
+                f"{r.label} runs mostly on the GPU ({r.dla_fallback_layers} of "
+                f"{r.network_layers} layers fell back, or none landed on the DLA): its figures "
+                "are GPU figures, not DLA ones"
+            )
+        elif r.dla_fallback_layers and r.network_layers:
             out.append(
                 f"{r.label} falls back to the GPU on {r.dla_fallback_layers} of "
                 f"{r.network_layers} layers"

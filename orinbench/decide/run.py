@@ -413,6 +413,31 @@ def decide_model(
     return DecideOutcome(result=final, decision=decision, results=results, variants=tuple(made))
 
 
+def _dla_placement(engine: Path, model: Any) -> tuple[int, int, bool | None]:
+    """(layers that fell back to the GPU, network layers, mostly on the GPU) of a DLA engine.
+
+    From the sidecar's ``dla`` entry, written by the build from the build log and the engine
+    inspector (TensorRT's own network layer count, and whether any layer landed on the DLA at
+    all); an engine built before that entry existed falls back to the build log and the ONNX
+    node count, and its "mostly on the GPU" is unknown. Checked only against the TensorRT double.
+    """
+    from ..backends.tensorrt.cache_usage import parse_builder_log
+    from ..backends.tensorrt.sidecar import log_path, read_sidecar
+
+    dla = (read_sidecar(engine) or {}).get("dla")
+    if isinstance(dla, Mapping) and isinstance(dla.get("fallback_layers"), int):
+        return (
+            int(dla["fallback_layers"]),
+            int(dla.get("network_layers") or len(model.graph.node)),
+            bool(dla.get("mostly_gpu")),
+        )
+    try:
+        text = log_path(engine).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    return len(parse_builder_log(text).dla_fallback), len(model.graph.node), None
+
+
 def _row(
     v: Variant,
     r: Result,
@@ -423,14 +448,9 @@ def _row(
 ) -> VariantRow:
     metrics = r.metrics()
     layers_precision = layers_device = None
-    reformat = fallback = network = None
+    reformat = fallback = network = mostly_gpu = None
     if v.backend == "tensorrt":
-        from ..backends.tensorrt.cache_usage import (
-            analyze_layers,
-            engine_inspector_layers,
-            parse_builder_log,
-        )
-        from ..backends.tensorrt.sidecar import log_path
+        from ..backends.tensorrt.cache_usage import analyze_layers, engine_inspector_layers
 
         layers = engine_inspector_layers(v.artifact, dla_core=v.dla_core)
         if layers:
@@ -438,12 +458,7 @@ def _row(
             layers_precision, layers_device = breakdown.precision, breakdown.device
             reformat = breakdown.reformat
         if v.dla_core is not None:
-            network = len(model.graph.node)
-            try:
-                text = log_path(v.artifact).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                text = ""
-            fallback = len(parse_builder_log(text).dla_fallback)
+            fallback, network, mostly_gpu = _dla_placement(v.artifact, model)
     return VariantRow(
         name=v.name,
         label=v.label,
@@ -463,6 +478,7 @@ def _row(
         reformat_layers=reformat,
         dla_fallback_layers=fallback,
         network_layers=network,
+        dla_mostly_gpu=mostly_gpu,
         failed_targets=tuple(failed),
         accuracy_failed=tuple(acc_failed),
         repeat=rep.to_dict() if rep is not None else None,
