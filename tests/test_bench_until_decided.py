@@ -389,3 +389,63 @@ def test_until_decided_on_the_tensorrt_double(trt_env, tmp_path: Path, run_cli) 
     # the simulated GPU time is the same 3.5 ms in both runs: shown to be unchanged
     assert verdicts["gpu_compute.p50_ms"]["status"] == "unchanged"
     assert verdicts["gpu_compute.p50_ms"]["ci"] == pytest.approx([1.0, 1.0])
+
+
+def _until_decided_cli(run_cli, model: Path, baseline: Path, out: Path, *extra: str):
+    return run_cli(
+        "bench",
+        str(model),
+        "--until-decided",
+        "--baseline",
+        str(baseline),
+        "--max-seconds",
+        "30",
+        "--out",
+        str(out),
+        *extra,
+        *FAST,
+    )
+
+
+def test_a_baseline_of_other_input_shapes_is_exit_3_before_measuring(
+    run_cli, dynamic_conv_model: Path, tmp_path: Path
+) -> None:
+    # found by a new user: a batch-1 run was gated against a batch-2 baseline ("4 improved")
+    base = tmp_path / "b2.json"
+    code, _, err = run_cli(
+        "bench",
+        str(dynamic_conv_model),
+        "--shape",
+        "x:2x3x16x16",
+        "--iterations",
+        "400",
+        "--out",
+        str(base),
+        *FAST,
+    )
+    assert code == 0, err
+    out = tmp_path / "r.json"
+    code, _, err = _until_decided_cli(
+        run_cli, dynamic_conv_model, base, out, "--shape", "x:1x3x16x16", "--allow-env-mismatch"
+    )
+    assert code == 3  # a different workload: never overridable
+    line = _one_line(err)
+    assert "not comparable" in line and "1x3x16x16" in line and "2x3x16x16" in line
+    assert not out.exists()
+
+
+def test_a_baseline_of_other_threads_is_exit_3_unless_allowed(
+    run_cli, conv_model: Path, baseline_file: Path, tmp_path: Path
+) -> None:
+    d = json.loads(baseline_file.read_text())
+    assert d["config"]["runtime"]["intra_op_threads"] == 0  # ONNX Runtime's default
+    d["config"]["runtime"]["intra_op_threads"] = 3
+    other = tmp_path / "t2.json"
+    other.write_text(json.dumps(d))
+    out = tmp_path / "r.json"
+    code, _, err = _until_decided_cli(run_cli, conv_model, other, out)
+    assert code == 3 and "thread" in _one_line(err) and not out.exists()
+    code, _, err = _until_decided_cli(run_cli, conv_model, other, out, "--allow-env-mismatch")
+    assert code in (0, 1), err
+    gate = json.loads(out.read_text())["extra"]["gate"]
+    assert any("thread" in w for w in gate["env_warnings"]), gate["env_warnings"]

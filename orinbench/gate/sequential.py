@@ -75,7 +75,7 @@ from .compare import (
     default_tolerance,
     direction,
 )
-from .evaluate import result_warnings
+from .evaluate import check_run_comparable, result_warnings
 from .precision import precision_warnings
 from .verdict import GateReport, MetricVerdict, ReportWarning, Status
 
@@ -342,13 +342,20 @@ class SequentialGate:
         return self.tolerances.get(metric, default_tolerance(metric))
 
     def check(self, result: Result) -> None:
-        """Exit 3 (IncomparableError) now if ``result``'s environment differs from the baseline's.
+        """Exit 3 (IncomparableError) now if ``result`` is not comparable with the baseline: its
+        run (input shapes, ONNX Runtime threads and providers) or its environment differ, as
+        ``gate`` checks them (run first, so a different workload is named even if the setup
+        differs too).
 
         ``result`` may be a skeleton without samples: only its environment and config are read.
         """
-        self.env_warnings = check_comparable(
+        run_warnings = check_run_comparable(
             result, self.baseline, allow_env_mismatch=self.allow_env_mismatch
         )
+        env_warnings = check_comparable(
+            result, self.baseline, allow_env_mismatch=self.allow_env_mismatch
+        )
+        self.env_warnings = (*run_warnings, *env_warnings)
 
     @property
     def undecided(self) -> list[str]:
