@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from orinbench.precision.qdq import (
     split_excludes,
     summarize_qdq,
 )
+
+Cli = Callable[..., tuple[int, str, str]]
 
 
 def make_net(seed: int = 0) -> onnx.ModelProto:
@@ -275,3 +279,179 @@ def test_older_onnxruntime_gets_orinbench_ranges_through_overrides(
     for k in a:
         assert b[k] == pytest.approx(a[k], rel=1e-6), k
     assert evaluate_accuracy(old, reference=net, data=data).cosine_min > 0.98
+
+
+# --- models as exporters write them: external data, IR 3 with weights listed as inputs ---------
+
+LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+def _assert_qdq_around_convs(path: Path) -> None:
+    """Every Conv reads its activation and its weight through a DequantizeLinear."""
+    q = onnx.load(path)
+    prod = _producer(q)
+    convs = [n for n in q.graph.node if n.op_type == "Conv"]
+    assert convs
+    for conv in convs:
+        assert prod[conv.input[0]].op_type == "DequantizeLinear", conv.name
+        assert prod[conv.input[1]].op_type == "DequantizeLinear", conv.name
+    assert any(n.op_type == "QuantizeLinear" for n in q.graph.node)
+
+
+def _ort_session(path: Path) -> object:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _save_external(model: onnx.ModelProto, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="m.data",
+        size_threshold=128,  # Resize's scales inline: ONNX Runtime needs them at load
+    )
+    return path
+
+
+def test_external_data_model_quantizes(run_cli: Cli, data: Path, tmp_path: Path) -> None:
+    # torch's dynamo exporter writes .onnx + .onnx.data; ONNX Runtime's pre-processing used to
+    # look for the weights file in its own temp folder
+    model = _save_external(make_net(), tmp_path / "ext" / "m.onnx")
+    assert (tmp_path / "ext" / "m.data").stat().st_size > 0
+    before = {p.name: p.read_bytes() for p in model.parent.iterdir()}
+    out = tmp_path / "out" / "m.qdq.onnx"
+    out.parent.mkdir()
+    code, stdout, err = run_cli("quantize", str(model), "--data", str(data), "--out", str(out),
+                                "--max-samples", "3")  # fmt: skip
+    assert code == 0, stdout + err
+    assert "3 of 3 Conv/ConvTranspose/MatMul/Gemm nodes in INT8" in stdout
+    # a self-contained output, nothing else written, the input untouched
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.qdq.onnx"]
+    assert {p.name: p.read_bytes() for p in model.parent.iterdir()} == before
+    _ort_session(out)
+    _assert_qdq_around_convs(out)
+    report = evaluate_accuracy(out, reference=model, data=data)
+    assert report.cosine_min > 0.98 and 0 < report.rel_l2_max < 0.2
+
+
+def test_external_data_over_the_inline_limit_stays_external(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a model over protobuf's 2 GiB cannot be made self-contained: with the limit lowered, the
+    # small model takes that path, and pre-processing keeps (and finds) its external data
+    import orinbench.precision.qdq as qdq
+
+    model = _save_external(make_net(), tmp_path / "ext" / "m.onnx")
+    monkeypatch.setattr(qdq, "INLINE_LIMIT", 0)
+    prepared = qdq.preprocess(model, tmp_path / "prepared.onnx")
+    assert (tmp_path / "prepared.onnx.data").stat().st_size > 0
+    assert qdq.uses_external_data(onnx.load(prepared, load_external_data=False))
+    out = quantize_qdq(model, data=data, out_path=tmp_path / "q.onnx", max_samples=3)
+    _ort_session(out)
+    _assert_qdq_around_convs(out)
+    assert evaluate_accuracy(out, reference=model, data=data).cosine_min > 0.98
+
+
+def _ir3_net() -> onnx.ModelProto:
+    """make_net as IR 3 requires it: every initializer also a graph input."""
+    model = make_net()
+    model.graph.input.extend(
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in model.graph.initializer
+    )
+    model.ir_version = 3
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_ir3_weights_listed_as_inputs_are_dropped(run_cli: Cli, data: Path, tmp_path: Path) -> None:
+    # BatchNorm folding replaced w1/b1 with new initializers but kept the inputs: the output
+    # failed the checker ("in initializer but not in graph input")
+    model = tmp_path / "ir3.onnx"
+    onnx.save(_ir3_net(), model)
+    before = model.read_bytes()
+    out = tmp_path / "ir3.qdq.onnx"
+    code, stdout, err = run_cli("quantize", str(model), "--data", str(data), "--out", str(out),
+                                "--max-samples", "3")  # fmt: skip
+    assert code == 0, stdout + err
+    assert "removed 11 weight(s) from the graph inputs of a copy of" in stdout
+    assert "IR version from 3 to 4" in stdout
+    assert model.read_bytes() == before
+    assert [i.name for i in _ort_session(out).get_inputs()] == ["x"]  # type: ignore[attr-defined]
+    _assert_qdq_around_convs(out)
+    assert summarize_qdq(out).quantized == ("stem.conv", "head.conv", "cls.fc")
+    report = evaluate_accuracy(out, reference=model, data=data)
+    assert report.cosine_min > 0.98 and 0 < report.rel_l2_max < 0.2
+
+
+@pytest.mark.skipif(
+    not (LIGHT / "light_squeezenet.onnx").is_file(), reason="onnx's test data is not installed"
+)
+def test_onnx_light_squeezenet_quantizes(run_cli: Cli, tmp_path: Path) -> None:
+    # IR 3, opset 9, weights listed as inputs and partly made by ConstantOfShape at run time:
+    # calibration used to ask the data for the '..._SHAPE' weights
+    model = LIGHT / "light_squeezenet.onnx"
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "sq"
+    for i in range(2):
+        x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
+        write_sample(folder / f"{i:04d}.npz", {"data_0": x})
+    out = tmp_path / "sq.qdq.onnx"
+    code, stdout, err = run_cli("quantize", str(model), "--data", str(folder), "--out", str(out),
+                                "--method", "minmax")  # fmt: skip
+    assert code == 0, stdout + err
+    assert "26 of 26 Conv/ConvTranspose/MatMul/Gemm nodes in INT8" in stdout
+    assert "IR version from 3 to 4" in stdout and "from opset 9 to 13" in stdout
+    assert [i.name for i in _ort_session(out).get_inputs()] == ["data_0"]  # type: ignore[attr-defined]
+    _assert_qdq_around_convs(out)
+    report = evaluate_accuracy(out, reference=model, data=folder)
+    assert report.cosine_min > 0.98 and report.rel_l2_max < 0.2
+
+    # sensitivity pre-processes the model itself, without quantize_qdq's copy
+    from orinbench.precision.qdq import preprocess
+
+    notes: list[str] = []
+    prepared = preprocess(model, tmp_path / "prepared.onnx", on_note=notes.append)
+    assert len(notes) == 1 and "weight(s) from the graph inputs" in notes[0]
+    assert [i.name for i in _ort_session(prepared).get_inputs()] == ["data_0"]  # type: ignore[attr-defined]
+
+
+def test_preprocess_failure_names_no_opset_problem_on_a_current_opset(
+    net: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime.quantization.shape_inference as si
+
+    from orinbench.errors import ModelError
+    from orinbench.precision.qdq import preprocess
+
+    def fail(*_a: object, **_k: object) -> None:
+        raise ValueError("shape inference failed")
+
+    monkeypatch.setattr(si, "quant_pre_process", fail)
+    with pytest.raises(ModelError) as info:
+        preprocess(net, tmp_path / "p.onnx")
+    text = str(info.value)
+    assert "ValueError: shape inference failed" in text and "opset" not in text
+    old = make_net()
+    old.opset_import[0].version = 11
+    onnx.save(old, tmp_path / "op11.onnx")
+    with pytest.raises(ModelError, match=r"re-export the model with opset 13 or newer \(it has "):
+        preprocess(tmp_path / "op11.onnx", tmp_path / "p.onnx")
+
+
+def test_unmatched_exclusion_points_to_an_existing_command(
+    run_cli: Cli, net: Path, data: Path, tmp_path: Path
+) -> None:
+    code, stdout, err = run_cli("quantize", str(net), "--data", str(data), "--out",
+                                str(tmp_path / "q.onnx"), "--exclude", "zzz*")  # fmt: skip
+    assert code == 2
+    assert "--nodes" not in err and "'orinbench quantize MODEL ... --json'" in err
+    # the pointer works: --json lists the node names
+    code, stdout, _ = run_cli("quantize", str(net), "--data", str(data), "--out",
+                              str(tmp_path / "q.onnx"), "--json", "--max-samples", "2")  # fmt: skip
+    assert code == 0
+    assert json.loads(stdout)["quantized"] == ["stem.conv", "head.conv", "cls.fc"]

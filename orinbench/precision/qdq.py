@@ -61,6 +61,11 @@ PER_CHANNEL_AXIS: dict[str, int] = {"Conv": 0, "ConvTranspose": 1}
 PER_CHANNEL_OPSET = 13
 #: QuantizeLinear/DequantizeLinear exist from opset 10
 QDQ_OPSET = 10
+#: the first IR version in which an initializer need not be a graph input
+INITIALIZER_NOT_INPUT_IR = 4
+#: serialised size above which a model is handed to ONNX Runtime with external data (protobuf
+#: refuses messages of 2 GiB or more)
+INLINE_LIMIT = (1 << 31) - 1
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -164,32 +169,173 @@ def name_unnamed_nodes(model: onnx.ModelProto) -> int:
     return named
 
 
-def preprocess(model_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+def drop_initializer_inputs(model: onnx.ModelProto, *, source: str) -> str | None:
+    """Remove the graph inputs that name initializers, in place; returns a note, or None.
+
+    IR 3 requires every initializer to be a graph input as well (the onnx package's ``light_*``
+    models, old Caffe2 exports). ONNX Runtime's pre-processing folds some of those weights into
+    other nodes and drops the initializers but not their inputs, which calibration then asks the
+    data for. They are weights, never provided by the calibration data (see
+    :func:`~orinbench.calib.specs.io_specs`), so they are made plain initializers: removed from
+    the inputs, with the IR version raised to 4, the first that allows an initializer that is not
+    an input.
+    """
+    inits = {t.name for t in model.graph.initializer}
+    keep = [i for i in model.graph.input if i.name not in inits]
+    dropped = len(model.graph.input) - len(keep)
+    if not dropped:
+        return None
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    old_ir = int(model.ir_version)
+    model.ir_version = max(old_ir, INITIALIZER_NOT_INPUT_IR)
+    ir = (
+        f" and raised its IR version from {old_ir} to {model.ir_version}"
+        if model.ir_version != old_ir
+        else ""
+    )
+    return (
+        f"removed {dropped} weight(s) from the graph inputs of a copy of {source}{ir} (weights "
+        "are not user inputs, and ONNX Runtime's pre-processing needs them out; the input model "
+        "is unchanged)"
+    )
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Initializers and attribute tensors of ``graph`` and of its subgraphs."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _tensors(sub)
+
+
+def uses_external_data(model: onnx.ModelProto) -> bool:
+    """Whether any tensor of ``model`` (loaded or not) is stored in an external-data file."""
+    return any(
+        t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
+        for t in _tensors(model.graph)
+    )
+
+
+def save_copy(
+    model: onnx.ModelProto, path: str | os.PathLike[str], *, external: bool | None = None
+) -> bool:
+    """Save ``model`` (its tensors loaded) to ``path``; returns whether it used external data.
+
+    With ``external`` None, a model under :data:`INLINE_LIMIT` is saved self-contained and a
+    larger one, which protobuf cannot serialise as one message, keeps its tensors in
+    ``<name>.data`` next to ``path``.
+    """
+    p = Path(path)
+    if external is None:
+        external = model.ByteSize() > INLINE_LIMIT
+    if not external:
+        onnx.save_model(model, str(p))
+        return False
+    data = p.with_name(p.name + ".data")
+    # onnx appends tensors to an existing data file: start from none
+    data.unlink(missing_ok=True)
+    onnx.save_model(
+        model,
+        str(p),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data.name,
+        size_threshold=1024,
+    )
+    return True
+
+
+def preprocess(
+    model_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    on_note: Callable[[str], None] | None = None,
+    source: str | None = None,
+) -> Path:
     """ONNX Runtime's pre-processing for quantization, then names for unnamed nodes.
+
+    ``source`` names the model in notes and errors (default ``model_path``): a caller that
+    passes a temporary copy names the user's file.
 
     Symbolic shape inference needs sympy; without it (or when it fails on the model) the step runs
     with ONNX shape inference only, which is enough for convolutional networks.
+
+    ONNX Runtime gets a copy made in a temporary folder, not ``model_path``, when the model keeps
+    its weights in external-data files (torch's dynamo exporter does): ``quant_pre_process``
+    writes its intermediate models to a folder of its own, where they would point to a weights
+    file that is not there. It also gets a copy when weights are listed as graph inputs
+    (:func:`drop_initializer_inputs`; ``on_note`` receives the note). A model over
+    :data:`INLINE_LIMIT` keeps external data throughout, and so does the pre-processed model at
+    ``out_path`` (in ``<out name>.data`` next to it).
     """
     quant_pre_process = _lazy.require("onnxruntime.quantization.shape_inference").quant_pre_process
-    attempts = [False, True] if _lazy.is_available("sympy") else [True]
-    last: BaseException | None = None
-    for skip_symbolic in attempts:
-        try:
-            with _quiet():
-                quant_pre_process(str(model_path), str(out_path), skip_symbolic_shape=skip_symbolic)
-            break
-        except Exception as exc:  # ORT's optimiser and the shape inferences raise many types
-            last = exc
-    else:
-        raise ModelError(
-            f"ONNX Runtime cannot pre-process {model_path} for quantization",
-            why=_describe(last) if last else None,
-            fix="check the model with 'orinbench inspect'; re-export it with a current opset",
-        )
-    model = onnx.load(str(out_path))
+    src = Path(model_path)
+    out = Path(out_path)
+    name = source or str(src)
+    header = load_model(src, load_external_data=False)
+    inits = {t.name for t in header.graph.initializer}
+    needs_copy = uses_external_data(header) or any(i.name in inits for i in header.graph.input)
+    del header
+    external = False
+    with tempfile.TemporaryDirectory(prefix="orinbench-pre-") as tmp:
+        given = src
+        if needs_copy:
+            model = load_model(src)
+            note = drop_initializer_inputs(model, source=name)
+            if note and on_note is not None:
+                on_note(note)
+            given = Path(tmp) / "model.onnx"
+            external = save_copy(model, given)
+            del model
+        options: dict[str, Any] = {}
+        if external:
+            options = {
+                "save_as_external_data": True,
+                "all_tensors_to_one_file": True,
+                "external_data_location": out.name + ".data",
+            }
+            (out.parent / (out.name + ".data")).unlink(missing_ok=True)
+        attempts = [False, True] if _lazy.is_available("sympy") else [True]
+        last: BaseException | None = None
+        for skip_symbolic in attempts:
+            try:
+                with _quiet():
+                    quant_pre_process(
+                        str(given), str(out), skip_symbolic_shape=skip_symbolic, **options
+                    )
+                break
+            except Exception as exc:  # ORT's optimiser and the shape inferences raise many types
+                last = exc
+        else:
+            raise ModelError(
+                f"ONNX Runtime cannot pre-process {name} for quantization",
+                why=_describe(last) if last else None,
+                fix=_preprocess_fix(src),
+            )
+    model = onnx.load(str(out))
     if name_unnamed_nodes(model):
-        onnx.save(model, str(out_path))
-    return Path(out_path)
+        save_copy(model, out, external=external)
+    return out
+
+
+def _preprocess_fix(src: Path) -> str:
+    """The fix of a pre-processing failure: an opset upgrade only when the opset is old."""
+    try:
+        opset = default_opset(load_model(src, load_external_data=False))
+    except ModelError:
+        opset = 0
+    if 0 < opset < PER_CHANNEL_OPSET:
+        return f"re-export the model with opset {PER_CHANNEL_OPSET} or newer (it has opset {opset})"
+    return (
+        "check that the model passes onnx.checker.check_model(path, full_check=True) (ONNX "
+        "shape inference) and runs with 'orinbench bench --backend onnxruntime'; re-export it "
+        "if not"
+    )
 
 
 def split_excludes(model: onnx.ModelProto, tokens: Iterable[str]) -> Excludes:
@@ -221,8 +367,9 @@ def match_nodes(patterns: Iterable[str], names: Sequence[str], *, source: str) -
             raise UsageError(
                 f"--exclude '{pattern}' matches no node of {source}",
                 why=f"did you mean {', '.join(close)}?" if close else None,
-                fix="pass an exact node name, a glob such as 'heads.*', or an op type "
-                "(node names: 'orinbench inspect MODEL --nodes')",
+                fix="pass an exact node name, a glob such as 'heads.*', or an op type (the "
+                "'quantized' and 'float' lists of 'orinbench quantize MODEL ... --json' name the "
+                "nodes)",
             )
         found.extend(hits)
     return list(dict.fromkeys(found))
@@ -434,6 +581,10 @@ def quantize_qdq(
     model = load_model(src)
     inputs, _ = io_specs(model)
     dataset = open_dataset(data, inputs=inputs, max_samples=max_samples)
+    # before the opset upgrade, which keeps IR 3 (and so weights as inputs) when it raises the opset
+    dropped = drop_initializer_inputs(model, source=str(src))
+    if dropped and on_note is not None:
+        on_note(dropped)
     model, per_channel, note = upgrade_for_qdq(model, per_channel=per_channel, source=str(src))
     if note and on_note is not None:
         on_note(note)
@@ -441,17 +592,17 @@ def quantize_qdq(
 
     with tempfile.TemporaryDirectory(prefix="orinbench-qdq-") as tmp:
         work = Path(tmp) / "model.onnx"
-        if upgraded:
-            # pre-processing reads a file: give it the upgraded copy, never the user's model
-            src_for_work = Path(tmp) / "upgraded.onnx"
-            onnx.save(model, str(src_for_work))
+        if upgraded or dropped:
+            # pre-processing reads a file: give it the changed copy, never the user's model
+            src_for_work = Path(tmp) / "changed.onnx"
+            save_copy(model, src_for_work)
         else:
             src_for_work = src
         if preprocess_model:
-            preprocess(src_for_work, work)
+            preprocess(src_for_work, work, on_note=on_note, source=str(src))
         else:
             name_unnamed_nodes(model)
-            onnx.save(model, str(work))
+            save_copy(model, work)
         prepared = onnx.load(str(work))
         # names of the original model count too: a node that pre-processing fused away
         # (BatchNorm into Conv) needs no exclusion, but naming it is no mistake
