@@ -1,9 +1,13 @@
-"""Trends over the history: one series per device/model/precision/backend/input shapes, and its
-step changes.
+"""Trends over the history: one series per device/model/precision/backend and run settings, and
+its step changes.
 
-Runs of different devices, models, precisions, backends or input shapes are never mixed into one
-series: a step between an FP16 and an INT8 run, or between a 160x160 and a 320x320 run, is not
-a regression. A run whose shapes are unknown forms its own series (shapes ``unknown``).
+Runs of different devices, models, precisions or backends are never mixed into one series, nor
+runs that differ in a key the gate treats as making two runs incomparable
+(:data:`~orinbench.results.comparable.RUN_KEYS`: input shapes, ONNX Runtime providers and
+intra-op threads): a step between an FP16 and an INT8 run, a 160x160 and a 320x320 run, or a run
+on 1 thread and one on 2, is not a regression. As in the gate, unknown differs from known: a run
+whose shapes or runtime settings are unknown (an ONNX Runtime result upgraded from schema v1)
+forms its own series (``unknown``) rather than joining one whose settings are known.
 
 Within a series, the change-point test of :func:`orinbench.bench.stats.change_points` (binary
 segmentation on a standardised CUSUM statistic, noise from the first differences) finds the runs
@@ -14,18 +18,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..bench.stats import CHANGE_POINT_THRESHOLD, change_points
-from ..results.comparable import UNKNOWN, format_shapes
+from ..results.comparable import RUN_KEYS, UNKNOWN, run_values
+from ..results.comparable import _show as show_run_value
 from ..results.schema import Result
+from ..results.upgrade import upgrade
 from .store import HistoryRow, device_label, model_label
 
 #: the metric shown and checked when none is named
 DEFAULT_METRIC = "latency.p99_ms"
 #: fewest runs on each side of a step (the change-point test's ``min_size``)
 DEFAULT_MIN_RUNS = 3
+
+
+#: how :func:`~orinbench.results.comparable.run_values` marks settings a backend does not have
+_NOT_APPLICABLE = "n/a"
 
 
 @dataclass(frozen=True, order=True)
@@ -37,10 +48,16 @@ class SeriesKey:
     precision: str
     backend: str
     shapes: str = UNKNOWN
+    providers: str = UNKNOWN
+    threads: str = UNKNOWN
 
     @property
     def label(self) -> str:
-        return f"{self.model} · {self.shapes} · {self.precision} · {self.backend} · {self.device}"
+        parts = [self.model, self.shapes, self.precision, self.backend]
+        if (self.providers, self.threads) != (_NOT_APPLICABLE, _NOT_APPLICABLE):
+            providers = self.providers if self.providers != UNKNOWN else "providers unknown"
+            parts += [providers, f"threads {self.threads}"]
+        return " · ".join([*parts, self.device])
 
 
 @dataclass(frozen=True)
@@ -79,15 +96,33 @@ class StepChange:
         }
 
 
+def _run_key(values: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The run keys as shown by the gate; two runs share them exactly when the gate compares them
+    (the shown form is one-to-one, and ``unknown`` is not any known value)."""
+    shapes, providers, threads = (show_run_value(k, values[k]) for k in RUN_KEYS)
+    return shapes, providers, threads
+
+
+def _row_run_values(row: HistoryRow) -> dict[str, Any]:
+    """:func:`run_values` of the result stored in ``row``.
+
+    The row keeps the whole result (raw samples left out) as it was when recorded, possibly in an
+    older schema: it is upgraded as a result file would be, so a v1 ONNX Runtime run reads as
+    runtime unknown and a v1 TensorRT run as not applicable, exactly as the gate sees them. A row
+    whose stored result cannot be read has every key unknown.
+    """
+    summary = row.summary
+    if isinstance(summary, Mapping) and summary:
+        try:
+            return run_values(Result.from_dict(upgrade(dict(summary))))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
+    return dict.fromkeys(RUN_KEYS)
+
+
 def series_key(row: HistoryRow) -> SeriesKey:
-    config = row.summary.get("config") if isinstance(row.summary, Mapping) else None
-    shapes = config.get("shapes") if isinstance(config, Mapping) else None
     return SeriesKey(
-        row.device,
-        row.model,
-        row.precision,
-        row.backend,
-        format_shapes(shapes if isinstance(shapes, Mapping) else None),
+        row.device, row.model, row.precision, row.backend, *_run_key(_row_run_values(row))
     )
 
 
@@ -98,7 +133,7 @@ def result_series_key(result: Result) -> SeriesKey:
         model_label(result),
         result.config.precision,
         result.environment.backend,
-        format_shapes(result.config.shapes),
+        *_run_key(run_values(result)),
     )
 
 
