@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -13,13 +14,21 @@ from trt_double.pytest_fixtures import TrtEnv
 
 from orinbench.accuracy.compare import (
     WORST,
+    AccuracyReport,
+    OutputAccumulator,
     accuracy_result,
     candidate_kind,
     evaluate_accuracy,
     guess_precision,
 )
 from orinbench.calib.dataset import write_sample
-from orinbench.errors import CalibrationError, DependencyMissingError, ModelError, UsageError
+from orinbench.errors import (
+    CalibrationError,
+    DependencyMissingError,
+    ExitCode,
+    ModelError,
+    UsageError,
+)
 from orinbench.results.io import load_result, save_result
 
 W = np.array([[1.0, -2.0, 0.5], [0.25, 1.5, -1.0]], np.float32)  # y = x @ W.T
@@ -200,3 +209,55 @@ def test_a_tensorrt_engine_candidate_runs_through_the_tensorrt_backend(
     assert res.config.precision == "tensorrt"
     assert [t.name for t in res.model.inputs] == ["x", "h"]
     assert res.metrics()["accuracy.rel_l2.max"] == pytest.approx(0.01, rel=1e-4)
+
+
+def test_a_non_finite_reference_is_the_worst_case(ref: Path, data: Path, tmp_path: Path) -> None:
+    # FINDINGS-q 2: the FP32 reference overflowed to inf; the metrics came out NaN and NaN
+    # passed every budget. Nothing can be measured against such a reference: worst case.
+    bad_ref = save(linear_model(add=float("inf")), tmp_path / "ref_inf.onnx")
+    r = evaluate_accuracy(ref, reference=bad_ref, data=data)
+    for o in r.outputs:
+        assert o.nonfinite_reference_samples == 4 and o.nonfinite_samples == 0
+        assert o.cosine_min == 0.0 and o.rel_l2_max == np.inf
+    assert r.loss("rel_l2") == np.inf and r.loss("cosine") == 1.0 and r.loss("topk") == 1.0
+    d = r.to_dict()
+    assert d["rel_l2"]["max"] == WORST and d["cosine"]["min"] == 0.0
+    assert d["outputs"]["y"]["nonfinite_reference_samples"] == 4
+
+
+def test_a_metric_that_is_not_a_number_counts_as_the_worst() -> None:
+    # float64 outputs near the top of the range: finite, yet |r| overflows and rel_l2 is inf/inf
+    acc = OutputAccumulator("y", heatmap=False, topk=1)
+    big = np.array([1e308, 1e308])
+    with np.errstate(all="ignore"):
+        acc.add(big, -big)
+    o = acc.result()
+    assert o.rel_l2_max == np.inf and o.max_abs_max == np.inf
+    assert not np.isnan(o.cosine_min) and o.nonfinite_reference_samples == 0
+
+
+@pytest.mark.parametrize("metric", ["rel_l2", "cosine"])
+def test_accuracy_budget_fails_on_a_non_finite_reference(
+    run_cli: Any, ref: Path, data: Path, tmp_path: Path, metric: str
+) -> None:
+    bad_ref = save(linear_model(add=float("inf")), tmp_path / "ref_inf.onnx")
+    out = tmp_path / "acc.json"
+    code, stdout, _ = run_cli("accuracy", str(ref), "--reference", str(bad_ref), "--data",
+                              str(data), "--budget", "0.03", "--metric", metric, "-q",
+                              "--out", str(out))  # fmt: skip
+    assert code == ExitCode.FAILED, stdout
+    assert ": FAILED" in stdout and "in the reference: counted as the worst case" in stdout
+    metrics = load_result(out).metrics()  # the file agrees with the verdict
+    assert metrics["accuracy.rel_l2.max"] == WORST and metrics["accuracy.cosine.min"] == 0.0
+
+
+def test_accuracy_budget_fails_closed_on_a_nan_loss(
+    run_cli: Any, ref: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `loss > budget` is False for NaN: whatever yields a NaN loss must not pass the budget
+    monkeypatch.setattr(AccuracyReport, "loss", lambda self, metric="rel_l2": float("nan"))
+    args = ("accuracy", str(ref), "--reference", str(ref), "--data", str(data), "-q")
+    code, stdout, _ = run_cli(*args, "--budget", "0.03")
+    assert code == ExitCode.FAILED and "loss nan vs 0.03: FAILED" in stdout
+    code, _, _ = run_cli(*args, "--budget", "0.03", "--json")
+    assert code == ExitCode.FAILED

@@ -95,6 +95,9 @@ def test_bad_tolerances() -> None:
     assert "not a percentage" in err('[tolerance]\n"a" = "5"\n')
     assert "not a percentage" in err('[tolerance]\n"a" = "-5%"\n')
     assert "not a percentage string" in err('[tolerance]\n"a" = 0.05\n')
+    # "inf%" does not match the pattern, but a number beyond a float's range reads as inf
+    assert "not a finite percentage" in err('[tolerance]\n"a" = "1e400%"\n')
+    assert parse_tolerance("1e300%") == pytest.approx(1e298)
     assert "t.toml:5:" in err('"a" = "< 1"\n[tolerance]\n"b" = "1%"\n\n"a" = "x%"\n')
 
 

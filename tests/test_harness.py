@@ -272,3 +272,16 @@ def test_bad_stop_rules_are_usage_errors(kwargs: dict) -> None:
 def test_negative_warmup_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         Warmup(seconds=-1)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_times_are_usage_errors(bad: float) -> None:
+    # NaN fails every comparison, so `x < 0` and `x <= 0` let it through
+    with pytest.raises(UsageError, match="warm-up seconds must be a finite number"):
+        Warmup(seconds=bad)
+    with pytest.raises(UsageError, match="--duration must be a finite number"):
+        StopRule(duration_s=bad)
+    with pytest.raises(UsageError, match="--max-seconds must be a finite number"):
+        StopRule(iterations=5, max_seconds=bad)
+    with pytest.raises(UsageError, match="--max-seconds must be a finite number"):
+        StopRule(until_decided=True, max_seconds=bad, looks=3)

@@ -12,7 +12,11 @@ TensorRT backend). Per output the report holds, over the samples (docs/calibrati
 and over all outputs ``cosine.min``, ``max_abs.max``, ``rel_l2.max``, ``rel_l2.mean`` and, when a
 heatmap output exists, ``topk_agreement.min``: the names the gate reads as ``accuracy.rel_l2.max``.
 A candidate output with NaN/Inf counts as the worst possible (``rel_l2`` and ``max_abs`` become
-the largest float, ``cosine`` 0) and is counted in ``nonfinite_samples``.
+the largest float, ``cosine`` 0) and is counted in ``nonfinite_samples``. So does a reference
+output with NaN/Inf (the FP32 model overflowed on that sample): there is nothing to measure the
+candidate against, and a comparison that cannot be made must fail a budget, never pass it. Such
+samples are counted in ``nonfinite_reference_samples``. Any metric that still comes out NaN is
+taken as its worst value too.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ Outputs = dict[str, np.ndarray]
 Progress = Callable[[int, float], None]
 
 
+def _nonfinite(a: np.ndarray) -> bool:
+    return a.dtype.kind in "fc" and not bool(np.isfinite(a).all())
+
+
 def _finite(x: float) -> float:
     return x if np.isfinite(x) else WORST
 
@@ -75,6 +83,7 @@ class OutputMetrics:
     topk_min: float | None = None
     topk_k: int | None = None
     nonfinite_samples: int = 0
+    nonfinite_reference_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -86,6 +95,8 @@ class OutputMetrics:
             d["topk_agreement"] = {"mean": self.topk_mean, "min": self.topk_min, "k": self.topk_k}
         if self.nonfinite_samples:
             d["nonfinite_samples"] = self.nonfinite_samples
+        if self.nonfinite_reference_samples:
+            d["nonfinite_reference_samples"] = self.nonfinite_reference_samples
         return d
 
 
@@ -101,6 +112,7 @@ class OutputAccumulator:
         self._rel: list[float] = []
         self._top: list[float] = []
         self._nonfinite = 0
+        self._nonfinite_reference = 0
 
     def add(self, reference: np.ndarray, candidate: np.ndarray, *, origin: str = "") -> None:
         if reference.shape != candidate.shape:
@@ -109,19 +121,28 @@ class OutputAccumulator:
                 f"{reference.shape} in the reference{f' ({origin})' if origin else ''}",
                 fix="compare models built from the same network",
             )
-        if candidate.dtype.kind in "fc" and not np.isfinite(candidate).all():
-            self._nonfinite += 1
+        bad_candidate = _nonfinite(candidate)
+        bad_reference = _nonfinite(reference)
+        if bad_candidate or bad_reference:
+            self._nonfinite += int(bad_candidate)
+            self._nonfinite_reference += int(bad_reference)
             self._cos.append(0.0)
             self._abs.append(np.inf)
             self._rel.append(np.inf)
             if self.heatmap:
                 self._top.append(0.0)
             return
-        self._cos.append(cosine_similarity(reference, candidate))
-        self._abs.append(max_abs_error(reference, candidate))
-        self._rel.append(rel_l2_error(reference, candidate))
+        # NaN compares false with every budget and would pass it: a metric that is not a number
+        # (finite float64 inputs can still overflow) counts as its worst value
+        cos = cosine_similarity(reference, candidate)
+        self._cos.append(cos if not np.isnan(cos) else 0.0)
+        abs_err = max_abs_error(reference, candidate)
+        self._abs.append(abs_err if not np.isnan(abs_err) else np.inf)
+        rel = rel_l2_error(reference, candidate)
+        self._rel.append(rel if not np.isnan(rel) else np.inf)
         if self.heatmap:
-            self._top.append(topk_agreement(reference, candidate, self.topk))
+            top = topk_agreement(reference, candidate, self.topk)
+            self._top.append(top if not np.isnan(top) else 0.0)
 
     def result(self) -> OutputMetrics:
         n = len(self._cos)
@@ -140,6 +161,7 @@ class OutputAccumulator:
             topk_min=float(np.min(self._top)) if self._top else None,
             topk_k=self.topk if self._top else None,
             nonfinite_samples=self._nonfinite,
+            nonfinite_reference_samples=self._nonfinite_reference,
         )
 
 

@@ -87,8 +87,12 @@ class Warmup:
     max_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.seconds is not None and self.seconds < 0:
-            raise UsageError("warm-up seconds must be >= 0", fix="pass --warmup 0 or more")
+        # `not x >= 0` rather than `x < 0`: NaN fails every comparison, and inf never ends
+        if self.seconds is not None and not (self.seconds >= 0 and math.isfinite(self.seconds)):
+            raise UsageError(
+                f"warm-up seconds must be a finite number >= 0, not {self.seconds:g}",
+                fix="pass --warmup 0 or more",
+            )
         if self.iterations is not None and self.iterations < 0:
             raise UsageError(
                 "warm-up iterations must be >= 0", fix="pass --warmup-iterations 0 or more"
@@ -126,8 +130,13 @@ class StopRule:
                 fix="pass one of --duration SECONDS, --iterations N, --until-ci [pQ:]FRACTION, "
                 "--until-decided",
             )
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise UsageError("--duration must be > 0 seconds", fix="pass e.g. --duration 10")
+        if self.duration_s is not None and not (
+            self.duration_s > 0 and math.isfinite(self.duration_s)
+        ):
+            raise UsageError(
+                f"--duration must be a finite number > 0 seconds, not {self.duration_s:g}",
+                fix="pass e.g. --duration 10",
+            )
         if self.iterations is not None and self.iterations < 1:
             raise UsageError("--iterations must be >= 1", fix="pass e.g. --iterations 1000")
         if self.ci_rel_halfwidth is not None and not 0 < self.ci_rel_halfwidth < 1:
@@ -137,8 +146,11 @@ class StopRule:
                 f"--until-ci percentile {self.ci_percentile:g} is out of range",
                 fix="give a percentile between 0 and 100, e.g. --until-ci p99:2%",
             )
-        if not self.max_seconds > 0:
-            raise UsageError("--max-seconds must be > 0", fix="pass e.g. --max-seconds 60")
+        if not (self.max_seconds > 0 and math.isfinite(self.max_seconds)):
+            raise UsageError(
+                f"--max-seconds must be a finite number > 0, not {self.max_seconds:g}",
+                fix="pass e.g. --max-seconds 60",
+            )
         if self.looks < 1:
             raise UsageError("the number of looks must be >= 1", fix="pass e.g. 6")
 

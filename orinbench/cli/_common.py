@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,7 +65,7 @@ def add_measure_args(p: argparse.ArgumentParser, *, duration: float = 10.0) -> N
         help="upper bound on the measured window for --until-ci (default 600) and the budget of "
         "bench --until-decided (default 60)",
     )
-    g.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default 0)")
+    g.add_argument("--seed", type=seed_arg, default=0, help="seed for generated inputs (default 0)")
     p.set_defaults(_default_duration=duration)
     add_telemetry_args(p)
 
@@ -113,6 +114,18 @@ SHAPE_HELP = (
     "size of an input with dynamic dimensions, e.g. images:1x6x3x256x704; k:scalar for a "
     "rank-0 input (repeatable; every dimension at least 1)"
 )
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of every --seed: a whole number >= 0 (numpy's generators refuse negative
+    seeds, but only deep inside the run, as a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, not {text!r}")
+    return value
 
 
 def _thread_count(text: str) -> int:
@@ -264,6 +277,13 @@ class Telemetry:
         from ..telemetry.window import TelemetryWindow
 
         err = stderr if stderr is not None else sys.stderr
+        idle_s = float(args.idle_seconds)
+        # `> 0` alone let NaN skip the idle measurement without a word, and inf never end
+        if not (idle_s >= 0 and math.isfinite(idle_s)):
+            raise UsageError(
+                f"--idle-seconds must be a finite number >= 0, not {idle_s:g}",
+                fix="pass e.g. --idle-seconds 5, or 0 to skip the idle measurement",
+            )
         self.device: Mapping[str, Any] | None = device_fingerprint()
         if getattr(args, "require_tuned", False):
             require_tuned(expect_power_mode=getattr(args, "expect_power_mode", None))

@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     progress.close()
     if args.out is not None:
         save_result(accuracy_result(report, precision=args.precision), args.out)
-    failed = args.budget is not None and report.loss(args.metric) > args.budget
+    # `not loss <= budget`: a NaN loss must fail the budget (`loss > budget` is False for NaN)
+    failed = args.budget is not None and not report.loss(args.metric) <= args.budget
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return ExitCode.FAILED if failed else 0
@@ -138,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
             f"{o.name:<16} {_num(o.cosine_min):>11} {_num(o.max_abs_max):>11} "
             f"{_num(o.rel_l2_max):>11} {_num(o.rel_l2_mean):>11} {_num(o.topk_min):>10}"
             + (f"  ({o.nonfinite_samples} samples with NaN/Inf)" if o.nonfinite_samples else "")
+            + (
+                f"  ({o.nonfinite_reference_samples} samples with NaN/Inf in the reference: "
+                "counted as the worst case)"
+                if o.nonfinite_reference_samples
+                else ""
+            )
         )
     t = report.timing
     if t.get("total_s"):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ExitCode, UsageError
-from ._common import add_model_input_args, parse_shapes
+from ._common import add_model_input_args, parse_shapes, seed_arg
 from ._outputs import check_outputs
 from .calibrate_cmd import add_data_args, shaped_data
 
@@ -109,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("model", type=Path, help="MODEL.onnx")
     g.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write")
     g.add_argument("--count", type=int, default=16, help="number of samples (default 16)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--seed", type=seed_arg, default=0, help="random seed (default 0)")
     g.add_argument(
         "--source",
         default="orinbench calib generate (synthetic)",

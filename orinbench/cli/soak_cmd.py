@@ -18,6 +18,7 @@ from ._common import (
     finish_result,
     ort_options,
     parse_shapes,
+    seed_arg,
 )
 from ._outputs import check_outputs
 from .bench import choose_backend
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="warm-up before the first window (default 1.0)",
     )
-    g.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default 0)")
+    g.add_argument("--seed", type=seed_arg, default=0, help="seed for generated inputs (default 0)")
     add_telemetry_args(p, idle=False)
     add_output_args(p)
     p.set_defaults(handler=run)

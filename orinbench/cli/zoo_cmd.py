@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..zoo.registry import SIZES, export_model, list_models
+from ._common import seed_arg
 from ._outputs import check_outputs
 
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="DIR",
         help="output folder (default ./orinbench-zoo)",
     )
-    ep.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
+    ep.add_argument("--seed", type=seed_arg, default=0, help="weight seed (default 0)")
     ep.add_argument("--json", action="store_true", help="print stage -> path as JSON")
     ep.set_defaults(handler=run_export)
     p.set_defaults(handler=lambda args: _no_subcommand(p))

@@ -95,7 +95,14 @@ def parse_tolerance(text: Any, *, key: str = "tolerance", source: str = "", line
             f"{where}tolerance of '{key}' is {text!r}, not a percentage",
             fix='write a non-negative percentage such as "5%"',
         )
-    return float(m.group(1)) / 100.0
+    value = float(m.group(1)) / 100.0
+    # the pattern refuses "inf%", but a number too large for a float ("1e400%") reads as inf
+    if not math.isfinite(value):
+        raise TargetsError(
+            f"{where}tolerance of '{key}' is {text!r}, not a finite percentage",
+            fix='write a non-negative percentage such as "5%"',
+        )
+    return value
 
 
 def parse_target(metric: str, text: Any, *, source: str = "", line: int = 0) -> Target:
