@@ -158,14 +158,16 @@ def test_corrupt_database_is_moved_aside_and_rows_recovered(tmp_path: Path) -> N
     assert all(r.metric("latency.p99_ms") for r in rows)
 
 
-def test_garbage_file_is_backed_up_and_replaced(tmp_path: Path) -> None:
+def test_garbage_after_the_sqlite_header_is_backed_up_and_replaced(tmp_path: Path) -> None:
+    # an SQLite file whose every page is destroyed; a file that is not SQLite at all is refused
+    # and left as it was (tests/test_outputs_hidden_inputs.py)
     db = tmp_path / "history.db"
-    db.write_bytes(b"this is not sqlite " * 300)
+    db.write_bytes(b"SQLite format 3\x00" + b"this is not sqlite " * 300)
     note = append_to_history(make_result(), command="gate", path=db)
     assert note is not None
     assert "corrupt" in note and "recovered 0 run(s)" in note and "recorded this run" in note
     backups = list(tmp_path.glob("history.db.corrupt-*"))
-    assert len(backups) == 1 and backups[0].read_bytes().startswith(b"this is not sqlite")
+    assert len(backups) == 1 and b"this is not sqlite" in backups[0].read_bytes()
     with HistoryStore(db) as store:
         assert [r.command for r in store.query()] == ["gate"]
 

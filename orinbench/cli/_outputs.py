@@ -4,21 +4,33 @@ A benchmark of minutes, a calibration or a build must not end in "cannot write -
 output path is checked first (:func:`orinbench._io.check_output_path`: not a folder, its folder
 writable, not one of the command's inputs), and no two outputs may be the same file. The inputs
 are every other path the command was given: each argument of the parsed command line that is a
-``Path`` (or a list of them) and not named as an output.
+``Path`` (or a list of them) and not named as an output, and what those arguments bring along:
+
+* the files inside an input folder (``--data DIR``: a calibration sample, its manifest);
+* the script of a ``FILE.py:function`` argument (``--data-loader-script``), which is a string;
+* the external-data files an input ONNX model names (``model.onnx.data``).
+
+The history database is an output too: ``--history PATH``, or ``$ORINBENCH_HISTORY`` when the
+flag is absent, gets the same check, and an existing file there must be an SQLite file.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .._io import check_output_path
 from ..errors import UsageError
 
 #: values that mean "standard output", never a file
 _STDOUT = ("-",)
+#: the dest of the history database output
+_HISTORY = "history"
+#: how the environment variable is named in messages
+_HISTORY_ENV_FLAG = "$ORINBENCH_HISTORY"
 
 
 def _flag(dest: str) -> str:
@@ -33,6 +45,140 @@ def _paths(value: object) -> list[Path]:
     return []
 
 
+def _abs(p: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(str(p))))
+
+
+def _resolved(p: str | os.PathLike[str]) -> Path:
+    return _abs(p).resolve()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if _resolved(a) == _resolved(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, bind mounts
+    except OSError:
+        return False
+
+
+def _script_of(value: object) -> Path | None:
+    """The FILE.py of a ``FILE.py:function`` string argument, if that file exists."""
+    if not isinstance(value, str) or ":" not in value:
+        return None
+    head, _, func = value.rpartition(":")
+    if not head.endswith(".py") or not func:
+        return None
+    p = Path(os.path.expanduser(head))
+    return p if p.is_file() else None
+
+
+def _tensors(graph: Any) -> Iterator[Any]:
+    """Every TensorProto of ``graph``: initializers, sparse ones, attribute tensors, subgraphs."""
+    yield from getattr(graph, "initializer", ())
+    for sparse in getattr(graph, "sparse_initializer", ()):
+        yield sparse.values
+        yield sparse.indices
+    for node in getattr(graph, "node", ()):
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _tensors(attr.g)
+            for g in attr.graphs:
+                yield from _tensors(g)
+
+
+def _external_data_files(model: Path) -> list[Path]:
+    """The files ``model``'s tensors keep their weights in, relative to its folder.
+
+    The weights are not read. A model that cannot be parsed gives an empty list: the command
+    itself reports a bad model, with a better message than this check could.
+    """
+    try:
+        import onnx
+
+        m = onnx.load(str(model), load_external_data=False)
+        base = model.parent
+        found: dict[Path, None] = {}
+        for t in [*_tensors(m.graph), *(t for f in m.functions for t in _tensors(f))]:
+            if t.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            for entry in t.external_data:
+                if entry.key == "location" and entry.value:
+                    found[base / entry.value] = None
+        return list(found)
+    # a model onnx cannot parse fails the command later with a better message than this check
+    # could give; here it only means "no external data known"
+    except Exception:
+        return []
+
+
+class _Inputs:
+    """The inputs of one command line, and what they bring along, found on demand."""
+
+    def __init__(self, args: argparse.Namespace, named: set[str], extra: list[Path]) -> None:
+        self.paths: list[Path] = list(extra)
+        self.scripts: list[tuple[Path, str]] = []
+        for dest, value in sorted(vars(args).items()):
+            if dest in named:
+                continue
+            self.paths.extend(_paths(value))
+            script = _script_of(value)
+            if script is not None:
+                self.scripts.append((script, _flag(dest)))
+        self._external: dict[Path, list[Path]] = {}
+
+    def refuse(self, out: Path, flag: str) -> None:
+        """Raise the one-line refusal if writing ``out`` would replace something an input holds."""
+        for script, src_flag in self.scripts:
+            if _same_file(out, script):
+                raise _refusal(out, flag, f"it is the script of {src_flag} {script}")
+        # the checks below concern only a file that exists: a new one replaces nothing
+        if not (out.exists() or out.is_symlink()) or out.is_dir():
+            return
+        # both the link itself (atomic writes replace it) and what it points to
+        candidates = {_resolved(out.parent) / out.name, _resolved(out)}
+        for src in self.paths:
+            if not src.is_dir():
+                continue
+            folder = _resolved(src)
+            if any(c != folder and c.is_relative_to(folder) for c in candidates):
+                raise _refusal(out, flag, f"it is a file inside the input folder {src}")
+        for src in self.paths:
+            if src.suffix.lower() != ".onnx" or not src.is_file():
+                continue
+            key = _resolved(src)
+            if key not in self._external:
+                self._external[key] = _external_data_files(src)
+            for data in self._external[key]:
+                if _same_file(out, data):
+                    raise _refusal(
+                        out, flag, f"it holds the external weights of the input model {src}"
+                    )
+
+
+def _refusal(out: Path, flag: str, why: str) -> UsageError:
+    return UsageError(
+        f"refusing to write {flag} {out}",
+        why=f"{why} and would be replaced",
+        fix=f"give {flag} a different path",
+    )
+
+
+def _env_history(args: argparse.Namespace) -> Path | None:
+    """``$ORINBENCH_HISTORY`` when it is where this command appends its run, else None."""
+    if getattr(args, _HISTORY, None) is not None or getattr(args, "no_history", False):
+        return None
+    from ..history.store import ENV_VAR, history_disabled
+
+    env = os.environ.get(ENV_VAR, "").strip()
+    if not env or history_disabled():
+        return None
+    return Path(os.path.expanduser(env))
+
+
 def check_outputs(
     args: argparse.Namespace,
     outputs: Iterable[str],
@@ -44,23 +190,41 @@ def check_outputs(
 
     ``outputs`` and ``folders`` name attributes of ``args`` (``"out"``, ``"engine_out"``); a
     ``None`` or ``-`` value is skipped. ``folders`` are output folders. ``inputs`` adds paths
-    that are not arguments (a default derived from one, say).
+    that are not arguments (a default derived from one, say). An output named ``history`` is
+    the history database: ``$ORINBENCH_HISTORY`` stands for it when the flag is absent.
     """
-    out_names = [n for n in outputs if getattr(args, n, None) is not None]
-    folder_names = [n for n in folders if getattr(args, n, None) is not None]
+    outputs = list(outputs)
+    folders = list(folders)
     named = set(outputs) | set(folders)
-    given_inputs: list[str | os.PathLike[str]] = [p for p in inputs if p is not None]
-    for dest, value in sorted(vars(args).items()):
-        if dest not in named:
-            given_inputs.extend(_paths(value))
+    checks: list[tuple[str, object, bool]] = []
+    for n in outputs:
+        value = getattr(args, n, None)
+        if value is not None:
+            checks.append((_flag(n), value, False))
+        elif n == _HISTORY:
+            env = _env_history(args)
+            if env is not None:
+                checks.append((_HISTORY_ENV_FLAG, env, False))
+    checks += [
+        (_flag(n), getattr(args, n), True) for n in folders if getattr(args, n, None) is not None
+    ]
+    if not checks:
+        return
+    extra = [Path(os.fspath(p)) for p in inputs if p is not None and str(p) != ""]
+    given = _Inputs(args, named, extra)
+    plain_inputs = list(given.paths)
     seen: dict[Path, str] = {}
-    for dest, is_folder in [(n, False) for n in out_names] + [(n, True) for n in folder_names]:
-        value = getattr(args, dest)
+    for flag, value, is_folder in checks:
         if str(value) in _STDOUT:
             continue
-        flag = _flag(dest)
-        p = check_output_path(value, inputs=given_inputs, flag=flag, folder=is_folder)
-        key = Path(os.path.abspath(os.path.expanduser(str(p)))).resolve()
+        p = check_output_path(value, inputs=plain_inputs, flag=flag, folder=is_folder)
+        if not is_folder:
+            given.refuse(p, flag)
+        if flag in (_flag(_HISTORY), _HISTORY_ENV_FLAG):
+            from ..history.store import check_history_file
+
+            check_history_file(p, flag=flag)
+        key = _resolved(p)
         if key in seen:
             raise UsageError(
                 f"{flag} and {seen[key]} name the same file {p}",

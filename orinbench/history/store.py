@@ -15,6 +15,9 @@ Failure policy:
 * The implicit append after a finished benchmark never fails that benchmark: a locked or unwritable
   database gives a warning line instead (:func:`append_to_history`), because throwing away a
   ten-minute measurement over a bookkeeping file helps nobody.
+* A file that is not SQLite at all (a result, a model, notes: its first 16 bytes are not the
+  SQLite header) is refused with exit code 2 and left untouched (:func:`check_history_file`); it
+  was never a database, so it is neither "recovered" nor moved.
 * A corrupt database is never deleted: it is moved aside to ``history.db.corrupt-<UTC>``, every row
   that can still be read is copied into a fresh ``history.db``, and the message says how many.
 """
@@ -47,6 +50,8 @@ DEFAULT_LOCK_TIMEOUT_S = 5.0
 #: environment variable naming the database, or "off" to disable implicit appends
 ENV_VAR = "ORINBENCH_HISTORY"
 _OFF = ("off", "none", "0", "false", "no")
+#: the first 16 bytes of every SQLite 3 database file (an empty file is a new database)
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 _COLUMNS = (
     "id",
@@ -171,6 +176,32 @@ def default_history_path() -> Path:
     return base / "orinbench" / "history.db"
 
 
+def check_history_file(path: str | os.PathLike[str], *, flag: str = "--history") -> None:
+    """Refuse an existing file that is not SQLite: it is never moved aside or written.
+
+    Only the header is read. A missing or empty file is a new database; a folder or a special
+    file is left to :meth:`HistoryStore.open`, which refuses it with its own message; an
+    unreadable file is left to SQLite's own error. ``flag`` names where the path came from.
+    """
+    p = Path(path).expanduser()
+    try:
+        if not p.is_file():
+            return
+        with open(p, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError:
+        return
+    if head and head != SQLITE_HEADER:
+        fix = "pass another --history path"
+        if flag != "--history":
+            fix = f"point {flag} at another path, or pass --history"
+        raise HistoryError(
+            f"{p} is not an orinbench history database (not SQLite)",
+            why="it was left untouched",
+            fix=fix,
+        )
+
+
 def history_disabled() -> bool:
     """True when ``$ORINBENCH_HISTORY`` is ``off`` (implicit appends are skipped)."""
     return os.environ.get(ENV_VAR, "").strip().lower() in _OFF and ENV_VAR in os.environ
@@ -235,8 +266,9 @@ class HistoryStore:
     waits :data:`DEFAULT_LOCK_TIMEOUT_S` for a lock. Opening checks the file (``PRAGMA
     quick_check``); a corrupt one is moved aside, its readable rows are copied to a new database,
     and :class:`HistoryRecoveredError` is raised (the next open works). A database another process
-    holds locked for longer than ``timeout_s`` raises :class:`HistoryError`. A SQLite file that is
-    not an orinbench history, or one of a newer format, is refused and left untouched.
+    holds locked for longer than ``timeout_s`` raises :class:`HistoryError`. A file that is not
+    SQLite, a SQLite file that is not an orinbench history, or one of a newer format, is refused
+    and left untouched.
     """
 
     def __init__(
@@ -268,6 +300,7 @@ class HistoryStore:
                 f"history path {self.path} is not a file",
                 fix="pass --history with a file name such as history.db",
             )
+        check_history_file(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
