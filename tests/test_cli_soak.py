@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from orinbench.zoo.sample_bev import export_sample_bev
 
 RunCli = Callable[..., tuple[int, str, str]]
@@ -48,7 +50,7 @@ def test_short_real_soak_writes_windows_and_gates_on_soak_metrics(
     }
 
     ok = tmp_path / "ok.toml"
-    ok.write_text('[targets]\n"soak.p99_drift_pct" = "< 100000"\n"soak.throttle_events" = "<= 0"\n')
+    ok.write_text('[targets]\n"soak.p99_drift_pct" = "< 100000"\n')
     code, stdout, stderr = run_cli("gate", str(out), "--targets", str(ok), "--no-history")
     assert code == 0, stdout + stderr
     bad = tmp_path / "bad.toml"
@@ -83,3 +85,27 @@ def test_soak_shorter_than_a_window_is_one_line_exit_2_and_writes_nothing(
 def test_soak_needs_a_length(run_cli: RunCli, conv_model: Path) -> None:
     code, _, stderr = run_cli("soak", str(conv_model), "--power", "none")
     assert code == 2 and "--minutes" in stderr
+
+
+def test_soak_without_clock_or_thermal_readings_cannot_pass_a_throttle_target(
+    tmp_path: Path, run_cli: RunCli, conv_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as on a machine without Jetson sysfs or NVML: no conditions monitor can read anything
+    monkeypatch.setattr("orinbench.telemetry.conditions._nvml_usable", lambda: False)
+    monkeypatch.setattr("orinbench.telemetry.conditions.is_jetson", lambda root="/": False)
+    out = tmp_path / "soak.json"
+    code, stdout, stderr = run_cli(
+        "soak", str(conv_model), "--seconds", "0.4", "--window-s", "0.2", "--warmup", "0",
+        "--power", "none", "--out", str(out), "--no-history",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "throttle events    not monitored" in stdout
+    data = json.loads(out.read_text())
+    assert data["extra"].get("conditions") is None
+    assert data["extra"]["soak"]["throttle_events"] is None
+    targets = tmp_path / "t.toml"
+    targets.write_text('[targets]\n"soak.throttle_events" = "<= 0"\n')
+    code, stdout, stderr = run_cli("gate", str(out), "--targets", str(targets), "--no-history")
+    assert code == 2, stdout + stderr
+    row = next(ln for ln in stdout.splitlines() if ln.startswith("soak.throttle_events"))
+    assert "ERROR" in row and "pass" not in row

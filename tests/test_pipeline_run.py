@@ -6,8 +6,10 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from _pipeline_models import CHAIN_RECIPE, binary, chain_dir, matmul, save, unary, write
+from onnx import helper, numpy_helper
 
 from orinbench.bench.harness import StopRule, Warmup
 from orinbench.errors import RecipeError, UsageError
@@ -235,3 +237,38 @@ def test_frame_inputs_from_a_npz(tmp_path: Path) -> None:
         np.testing.assert_allclose(op.infer()["w"], 3 * x + 1, rtol=1e-6)
     result = run_recipe(recipe, backend="onnxruntime", inputs_npz=tmp_path / "frame.npz", **FAST)
     assert result.config.input_source.startswith("npz:")
+
+
+def _qdq_unary(inp: str, out: str) -> onnx.ModelProto:
+    """``out = dequantize(quantize(inp)) * 2``: a stage exported as explicit INT8 Q/DQ."""
+    model = unary(inp, out, op="Mul", const=2.0)
+    g = model.graph
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+            numpy_helper.from_array(np.array(128, np.uint8), "zp"),
+        ]
+    )
+    q = helper.make_node("QuantizeLinear", [inp, "s", "zp"], ["q"])
+    dq = helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["dq"])
+    g.node[0].input[0] = "dq"
+    nodes = [q, dq, *g.node]
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_a_qdq_stage_on_onnxruntime_is_recorded_as_int8(tmp_path: Path) -> None:
+    chain_dir(tmp_path)
+    save(_qdq_unary("x", "y"), tmp_path / "a.onnx")
+    text = CHAIN_RECIPE.replace(
+        'name = "a"\nonnx = "a.onnx"', 'name = "a"\nonnx = "a.onnx"\nprecision = "int8"'
+    )
+    result = run_recipe(write(tmp_path, text), backend="onnxruntime", **FAST)
+    stages = result.stages or {}
+    assert stages["a"]["precision"] == "int8" and stages["a"]["recipe_precision"] == "int8"
+    assert stages["b"]["precision"] == "fp32"
+    assert result.config.precision == "mixed"
+    # the Q/DQ stage ran in the recipe's precision: nothing was left unapplied
+    assert "precision-not-applied" not in {w.code for w in result.warnings}

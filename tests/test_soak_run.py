@@ -302,3 +302,44 @@ def test_soak_runs_a_tensorrt_engine_through_the_same_runner_protocol(
     # CUDA-event device time is kept per iteration, over all windows
     assert len(result.samples["gpu_compute"]) == len(result.samples["latency"])
     assert result.samples["gpu_compute"][0] > 0
+
+
+class BlankConditions:
+    """A conditions monitor that ran but read nothing (no clock, cap or thermal files)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.t0 = 0.0
+
+    def start(self) -> None:
+        self.t0 = self.clock.ns / 1e9
+
+    def stop(self) -> ConditionsTrace:
+        end = self.clock.ns / 1e9 - self.t0
+        samples = tuple(ConditionsSample(t_s=0.25 * k) for k in range(int(end / 0.25) + 1))
+        return ConditionsTrace("blank", samples, 0.25, end, {})
+
+
+def _soak_with(clock: FakeClock, conditions: Any) -> dict[str, Any]:
+    return soak_runner(
+        CostRunner(clock, lambda t: 1.0),
+        feed={"x": np.zeros(1)},
+        seconds=2.0,
+        window_s=1.0,
+        warmup=Warmup(seconds=0.0, iterations=0),
+        conditions=conditions,
+        clock=clock,
+        monotonic=lambda: clock.ns / 1e9,
+    ).summary
+
+
+def test_throttling_without_clock_or_thermal_readings_is_not_counted_as_zero() -> None:
+    clock = FakeClock()
+    assert _soak_with(clock, None)["throttle_events"] is None
+    clock = FakeClock()
+    assert _soak_with(clock, BlankConditions(clock))["throttle_events"] is None
+    # monitored and steady: a real zero
+    clock = FakeClock()
+    steady = ScriptedConditions(clock, lambda t: 918.0, lambda t: 50.0)
+    s = _soak_with(clock, steady)
+    assert s["throttle_events"] == 0 and s["events"] == []

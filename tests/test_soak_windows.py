@@ -11,6 +11,7 @@ from orinbench.soak.windows import (
     steady_state_time,
     summarize_soak,
     throttle_events,
+    throttle_monitored,
 )
 from orinbench.telemetry.conditions import ConditionsSample
 
@@ -119,7 +120,7 @@ def test_summary_holds_drifts_and_becomes_soak_metrics() -> None:
         _w(1, 70.0, p99=11.0, power=21.0),
         _w(2, 70.5, p99=12.0, power=22.0),
     ]
-    summary = summarize_soak(windows, window_s=10.0)
+    summary = summarize_soak(windows, window_s=10.0, events=[])
     assert summary["p99_drift_pct"] == pytest.approx(20.0)
     assert summary["power_drift_pct"] == pytest.approx(10.0)
     assert summary["steady_state_s"] == pytest.approx(10.0)
@@ -149,3 +150,41 @@ def test_single_window_has_no_drift_and_no_power_means_none() -> None:
     assert summary["steady_state_s"] is None
     with pytest.raises(ValueError):
         summarize_soak([], window_s=10.0)
+
+
+def _metrics(summary: dict[str, object]) -> dict[str, float]:
+    return Result(
+        tool_version="0",
+        created_utc="",
+        samples={},
+        stats={},
+        throughput={},
+        environment=Environment("h", "c", "o", "p", "onnxruntime", "1"),
+        model=ModelRef("m.onnx", "0", (), ()),
+        config=RunConfig(backend="onnxruntime"),
+        extra={"soak": summary},
+    ).metrics()
+
+
+def test_unmonitored_throttling_is_no_metric_and_monitored_zero_is_one() -> None:
+    windows = [_w(0, None), _w(1, None)]
+    unmonitored = summarize_soak(windows, window_s=10.0)
+    assert unmonitored["throttle_events"] is None and unmonitored["events"] == []
+    assert "soak.throttle_events" not in _metrics(unmonitored)
+    monitored = summarize_soak(windows, window_s=10.0, events=[])
+    assert monitored["throttle_events"] == 0
+    assert _metrics(monitored)["soak.throttle_events"] == 0.0
+
+
+def test_throttling_is_monitored_only_with_a_reading_an_event_can_come_from() -> None:
+    assert not throttle_monitored([])
+    # what a conditions monitor reads on a machine without Jetson sysfs or NVML: nothing
+    assert not throttle_monitored([_s(0.0), _s(0.5)])
+    # a temperature without a trip point cannot show throttling
+    assert not throttle_monitored([_s(0.0, temperatures_c={"cpu": 50.0})])
+    assert throttle_monitored([_s(0.0, temperatures_c={"cpu": 50.0})], trip_points_c={"cpu": 95.0})
+    assert throttle_monitored([_s(0.0), _s(0.5, gpu_freq_mhz=1300.0)])
+    assert throttle_monitored([_s(0.0, gpu_max_freq_mhz=1300.0)])
+    assert throttle_monitored([_s(0.0, oc_events=0)])
+    assert throttle_monitored([_s(0.0, cooling={"pwm-fan": 0})])
+    assert throttle_monitored([_s(0.0, throttle_reasons=("hw_slowdown",))])

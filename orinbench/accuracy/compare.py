@@ -32,11 +32,13 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._io import require_file, sha256_file
+from .._io import require_file
 from ..backends.onnxruntime import OnnxRuntimeRunner
 from ..calib.dataset import CalibrationDataset, open_dataset
 from ..calib.specs import io_specs
 from ..errors import DependencyMissingError, ModelError, UsageError
+from ..model.identity import artifact_sha256
+from ..model.identity import guess_precision as _guess_onnx_precision
 from ..model.load import load_model
 from ..results.schema import ModelRef, Result, RunConfig, TensorSpec
 from .metrics import (
@@ -437,17 +439,12 @@ def evaluate_accuracy(
 
 
 def guess_precision(path: str | os.PathLike[str]) -> str:
-    """``int8`` for a Q/DQ model, ``fp16`` for one with float16 weights, else ``fp32``;
-    ``tensorrt`` for an engine (its precision lives in the engine's sidecar)."""
+    """``int8`` for a Q/DQ model, ``fp16`` for an FP16 one, else ``fp32``
+    (:func:`orinbench.model.identity.guess_precision`); ``tensorrt`` for an engine (its
+    precision lives in the engine's sidecar)."""
     if candidate_kind(path) == "tensorrt":
         return "tensorrt"
-    model = load_model(path, load_external_data=False)
-    ops = {n.op_type for n in model.graph.node}
-    if "QuantizeLinear" in ops or "DequantizeLinear" in ops:
-        return "int8"
-    if any(t.data_type == 10 for t in model.graph.initializer):  # TensorProto.FLOAT16
-        return "fp16"
-    return "fp32"
+    return _guess_onnx_precision(path)
 
 
 def accuracy_result(
@@ -468,14 +465,13 @@ def accuracy_result(
     kind = report.candidate_kind
     if kind == "onnx":
         from ..backends.onnxruntime import ort_version
-        from ..model.load import model_sha256
 
         inputs, outputs = io_specs(load_model(cand, load_external_data=False))
-        sha, backend, version = model_sha256(cand), "onnxruntime", ort_version()
+        sha, backend, version = artifact_sha256(cand), "onnxruntime", ort_version()
     else:
         ref_inputs, ref_outputs = io_specs(load_model(report.reference, load_external_data=False))
         inputs, outputs = ref_inputs, ref_outputs
-        sha, backend, version = sha256_file(cand), "tensorrt", _trt_version()
+        sha, backend, version = artifact_sha256(cand), "tensorrt", _trt_version()
     env = environment or host_environment(backend=backend, backend_version=version)
     return Result(
         tool_version=__version__,

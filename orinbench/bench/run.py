@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._io import require_file, sha256_file
+from .._io import require_file
 from ..backends.base import Runner
 from ..errors import UsageError
 from ..results.schema import (
@@ -180,27 +180,39 @@ def bench_model(
     shapes: Mapping[str, Sequence[int]] | None = None,
     inputs_npz: str | os.PathLike[str] | None = None,
     seed: int = 0,
-    precision: str = "fp32",
+    precision: str | None = None,
     name: str = "",
     runner_options: Mapping[str, Any] | None = None,
     **bench_kwargs: Any,
 ) -> Result:
     """Benchmark an ONNX model with ONNX Runtime (or any backend that opens a model path).
 
+    ``precision`` None records the model's own precision on ONNX Runtime (``int8`` for a Q/DQ
+    model, ``fp16`` for an FP16 one: :func:`orinbench.model.identity.model_precision`), ``fp32``
+    on another backend. ``model.sha256`` covers the model's external data files.
     ``bench_kwargs`` are passed to :func:`bench_runner` (warmup, stop, transfers, power, ...).
     """
+    from ..model.identity import artifact_sha256
+
     path = require_file(model_path, what="model file")
     if backend == "onnxruntime":
+        from ..model.identity import model_precision
         from ..model.load import load_model
 
-        load_model(path)  # clear errors for non-ONNX or truncated files before ORT sees them
+        # clear errors for non-ONNX or truncated files before ORT sees them
+        onnx_model = load_model(path)
+        if precision is None:
+            precision = model_precision(onnx_model)
+        del onnx_model
+    if precision is None:
+        precision = "fp32"
     runner = open_runner(backend, path, options=runner_options)
     with runner:
         feed, resolved = make_feed(runner.inputs, shapes=shapes, npz=inputs_npz, seed=seed)
         model = ModelRef(
             name=name or Path(path).stem,
             path=str(path),
-            sha256=sha256_file(path),
+            sha256=artifact_sha256(path),
             inputs=runner.inputs,
             outputs=runner.outputs,
         )

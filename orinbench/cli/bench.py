@@ -301,11 +301,17 @@ def run(args: argparse.Namespace) -> int:
 
             return run_tensorrt(args)
         return _run_tensorrt_until_decided(args, judge)
-    if args.precision not in (None, "fp32"):
+    from ..model.identity import guess_precision
+
+    # ONNX Runtime runs the model in the precision it was exported in: that is what the result
+    # (and the baseline key) records; a --precision that says otherwise would be a false label
+    precision = guess_precision(args.model)
+    if args.precision not in (None, precision):
         raise UsageError(
-            f"--precision {args.precision} needs the tensorrt backend",
-            why="ONNX Runtime runs the model in the precision it was exported in",
-            fix="use --backend tensorrt, or bench an FP16/Q-DQ ONNX made by 'orinbench quantize'",
+            f"--precision {args.precision} does not apply to {args.model} on ONNX Runtime",
+            why=f"ONNX Runtime runs the model in the precision it was exported in ({precision})",
+            fix="drop --precision, use --backend tensorrt, or bench an FP16/Q-DQ ONNX made by "
+            "'orinbench quantize'",
         )
     warmup, stop = protocol_from_args(args)
     if judge is not None:
@@ -319,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
             shapes=shapes,
             inputs_npz=args.inputs,
             seed=args.seed,
-            precision="fp32",
+            precision=precision,
             runner_options=opts,
             warmup=warmup,
             stop=stop,

@@ -101,7 +101,12 @@ def format_soak(soak: dict[str, Any]) -> str:
         f"({_fmt(soak.get('p99_first_ms'), '.3f')} -> {_fmt(soak.get('p99_last_ms'), '.3f')} ms)",
         f"power drift        {_fmt(soak.get('power_drift_pct'), '+.1f', ' %')} "
         f"({_fmt(soak.get('power_first_w'), '.2f')} -> {_fmt(soak.get('power_last_w'), '.2f')} W)",
-        f"throttle events    {soak.get('throttle_events', 0)}",
+        "throttle events    "
+        + (
+            "not monitored (no GPU clock or thermal readings)"
+            if soak.get("throttle_events") is None
+            else str(soak["throttle_events"])
+        ),
         "thermal steady     "
         + (
             f"after {steady:.1f} s (within {soak.get('steady_tol_c'):g} °C of the last window)"

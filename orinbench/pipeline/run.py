@@ -93,10 +93,14 @@ def _open_engine_runner(
     return open_runner("tensorrt", path, options=opts)
 
 
-def _stage_precision(backend: str, spec: StageSpec) -> str:
-    # ONNX Runtime runs a model in the precision it was exported in; the recipe's precision is a
-    # TensorRT build option
-    return spec.precision if backend == "tensorrt" else "fp32"
+def _stage_precision(backend: str, spec: StageSpec, path: Path) -> str:
+    # ONNX Runtime runs a model in the precision it was exported in (a Q/DQ stage is int8 there);
+    # the recipe's precision is a TensorRT build option
+    if backend == "tensorrt":
+        return spec.precision
+    from ..model.identity import guess_precision
+
+    return guess_precision(path)
 
 
 def _manifest_sha256(recipe: Recipe, paths: Mapping[str, Path], size: str) -> str:
@@ -352,7 +356,9 @@ def run_recipe(
     ignored = [
         s.name
         for s in rec.stages
-        if s.kind == "onnx" and be != "tensorrt" and s.precision != "fp32"
+        if s.kind == "onnx"
+        and be != "tensorrt"
+        and s.precision != stage_sections[s.name]["precision"]
     ]
     if ignored:
         warnings.append(
@@ -367,7 +373,7 @@ def run_recipe(
     if m.power_trace is not None and power_summary is not None:
         power_section = power_summary(m.power_trace, inferences=m.iterations, window_s=m.wall_s)
     precisions = {
-        _stage_precision(be, rec.stage(n)) for n in graph.order if rec.stage(n).kind == "onnx"
+        stage_sections[n]["precision"] for n in graph.order if rec.stage(n).kind == "onnx"
     }
     frame_shapes = {k: tuple(int(d) for d in v.shape) for k, v in graph.frame_inputs.items()}
     config = RunConfig(
@@ -445,7 +451,9 @@ def _stage_sections(
         section: dict[str, Any] = {
             "kind": spec.kind,
             "backend": backend if spec.kind == "onnx" else "python",
-            "precision": _stage_precision(backend, spec) if spec.kind == "onnx" else None,
+            "precision": (
+                _stage_precision(backend, spec, paths[times.name]) if spec.kind == "onnx" else None
+            ),
             "recipe_precision": spec.precision if spec.kind == "onnx" else None,
             "latency": summarize(times.latency_ms).to_dict(),
             "enqueue": summarize(times.enqueue_ms).to_dict(),
@@ -476,7 +484,7 @@ def _stage_sections(
                 r = roofline(
                     flops,
                     median,
-                    precision=_stage_precision(backend, spec),
+                    precision=section["precision"],
                     module=module,
                     engine=engine,
                     sparse=bool(spec.build.get("sparsity", False)),

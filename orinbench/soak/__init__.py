@@ -17,6 +17,7 @@ from .windows import (
     steady_state_time,
     summarize_soak,
     throttle_events,
+    throttle_monitored,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "steady_state_time",
     "summarize_soak",
     "throttle_events",
+    "throttle_monitored",
     "window_count",
 ]

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import require_file, sha256_file
+from .._io import require_file
 from ..backends.base import Runner
 from ..bench.assemble import assemble_result
 from ..bench.harness import Clock, Measurement, StopRule, Warmup, measure
@@ -41,7 +41,13 @@ from ..telemetry.conditions import conditions_warnings as _conditions_warnings
 from ..telemetry.host import host_environment
 from ..telemetry.power import PowerSample, PowerSource, PowerTrace, summarize_power
 from ..telemetry.window import TelemetryWindow
-from .windows import STEADY_TOL_C, SoakWindow, summarize_soak, throttle_events
+from .windows import (
+    STEADY_TOL_C,
+    SoakWindow,
+    summarize_soak,
+    throttle_events,
+    throttle_monitored,
+)
 
 #: default window length (seconds)
 DEFAULT_WINDOW_S = 10.0
@@ -223,9 +229,13 @@ def soak_runner(
                 temps_c=temps,
             )
         )
-    events = throttle_events(
-        merged_cond.samples if merged_cond is not None else (),
-        trip_points_c=merged_cond.trip_points_c if merged_cond is not None else None,
+    # no clock or thermal readings (no Jetson sysfs, no NVML): throttling was not monitored, and
+    # "0 events" would be a claim without evidence that a "<= 0" target passes on
+    events = (
+        throttle_events(merged_cond.samples, trip_points_c=merged_cond.trip_points_c)
+        if merged_cond is not None
+        and throttle_monitored(merged_cond.samples, trip_points_c=merged_cond.trip_points_c)
+        else None
     )
     summary = summarize_soak(windows, window_s=window_s, events=events, steady_tol_c=steady_tol_c)
     gpu = [m.gpu_compute_ms for m in measurements]
@@ -272,7 +282,7 @@ def soak_model(
     shapes: Mapping[str, Sequence[int]] | None = None,
     inputs_npz: str | os.PathLike[str] | None = None,
     seed: int = 0,
-    precision: str = "fp32",
+    precision: str | None = None,
     runner_options: Mapping[str, Any] | None = None,
     warmup: Warmup | None = None,
     transfers: bool = True,
@@ -291,13 +301,24 @@ def soak_model(
     ONNX model runs in ONNX Runtime and an engine (or an ONNX model with ``backend="tensorrt"``,
     built first) in TensorRT. ``power_summary`` turns the merged power trace into the result's
     ``power`` section (default :func:`~orinbench.telemetry.power.summarize_power`).
+    ``precision`` None records, on ONNX Runtime, the model's own precision
+    (:func:`orinbench.model.identity.model_precision`), else ``fp32``.
     """
+    from ..model.identity import artifact_sha256
+
     n = window_count(seconds, window_s)  # bad durations fail before anything is opened
     path = require_file(model_path, what="model or engine file")
     if backend == "onnxruntime":
+        from ..model.identity import model_precision
         from ..model.load import load_model
 
-        load_model(path)
+        onnx_model = load_model(path)
+        if precision is None:
+            # ONNX Runtime runs the model as exported: a Q/DQ model is an int8 result
+            precision = model_precision(onnx_model)
+        del onnx_model
+    if precision is None:
+        precision = "fp32"
     warmup = warmup if warmup is not None else Warmup()
     runner = open_runner(backend, path, options=runner_options)
     with runner:
@@ -305,7 +326,7 @@ def soak_model(
         model = ModelRef(
             name=Path(path).stem,
             path=str(path),
-            sha256=sha256_file(path),
+            sha256=artifact_sha256(path),
             inputs=runner.inputs,
             outputs=runner.outputs,
         )

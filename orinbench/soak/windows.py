@@ -198,17 +198,37 @@ def steady_state_time(
     return with_temp[k].t_s
 
 
+def throttle_monitored(
+    samples: Sequence[ConditionsSample], *, trip_points_c: Mapping[str, float] | None = None
+) -> bool:
+    """Whether any of ``samples`` holds a reading :func:`throttle_events` can detect an event in:
+    a GPU clock or clock cap, over-current counters, a cooling device, a throttle reason, or the
+    temperature of a zone whose trip point is known (a temperature alone shows no throttling)."""
+    trips = set(trip_points_c or {})
+    return any(
+        s.gpu_freq_mhz is not None
+        or s.gpu_max_freq_mhz is not None
+        or s.oc_events is not None
+        or s.cooling
+        or s.throttle_reasons
+        or trips.intersection(s.temperatures_c)
+        for s in samples
+    )
+
+
 def summarize_soak(
     windows: Sequence[SoakWindow],
     *,
     window_s: float,
-    events: Sequence[ThrottleEvent] = (),
+    events: Sequence[ThrottleEvent] | None = None,
     steady_tol_c: float = STEADY_TOL_C,
 ) -> dict[str, Any]:
     """``Result.extra['soak']``: the windows, the drifts, throttle events and the steady state.
 
     Scalar keys become metrics (``soak.p99_drift_pct``, ``soak.throttle_events``,
     ``soak.steady_state_s`` ...); None values (not measured) are left out of the metrics.
+    ``events`` None means throttling was not monitored (no clock or thermal readings):
+    ``throttle_events`` is then None, not 0, so that a target on it cannot pass on no evidence.
     """
     if not windows:
         raise ValueError("a soak summary needs at least one window")
@@ -231,9 +251,9 @@ def summarize_soak(
         "gpu_clock_last_mhz": last.gpu_clock_mhz,
         "temp_first_c": first.temp_c,
         "temp_last_c": last.temp_c,
-        "throttle_events": int(sum(e.count for e in events)),
+        "throttle_events": None if events is None else int(sum(e.count for e in events)),
         "steady_state_s": steady_state_time(windows, tol_c=steady_tol_c),
         "steady_tol_c": steady_tol_c,
-        "events": [e.to_dict() for e in events],
+        "events": [e.to_dict() for e in events or ()],
         "windows": [w.to_dict() for w in windows],
     }
