@@ -192,12 +192,14 @@ def finite_or_null(obj: Any) -> Any:
     return obj
 
 
-def _resolved(p: str | os.PathLike[str]) -> Path:
+def resolved_path(p: str | os.PathLike[str]) -> Path:
+    """``p`` made absolute (``~`` expanded) with every link resolved."""
     return Path(os.path.abspath(os.path.expanduser(str(p)))).resolve()
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if _resolved(a) == _resolved(b):
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same resolved path, or hard links / bind mounts."""
+    if resolved_path(a) == resolved_path(b):
         return True
     try:
         return os.path.samefile(a, b)  # hard links, bind mounts
@@ -223,7 +225,7 @@ def check_output_path(
     for src in inputs:
         if src is None or str(src) == "":
             continue
-        if _same_file(p, Path(src)):
+        if same_file(p, Path(src)):
             raise UsageError(
                 f"refusing to write {flag} {p}",
                 why=f"it is one of the command's inputs ({src}) and would be replaced",
@@ -238,7 +240,7 @@ def check_output_path(
             raise UsageError(what, why="it is a folder", fix=f"give {flag} a file name")
         elif not p.is_file() and not p.is_symlink():
             raise UsageError(what, why="it is not a regular file", fix=f"give {flag} a file name")
-    probe = _resolved(p) if folder and p.is_dir() else _resolved(p).parent
+    probe = resolved_path(p) if folder and p.is_dir() else resolved_path(p).parent
     while not probe.exists():
         if probe.parent == probe:
             break

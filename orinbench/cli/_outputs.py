@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from .._io import check_output_path
+from .._io import check_output_path, resolved_path, same_file
 from ..errors import UsageError
 
 #: values that mean "standard output", never a file
@@ -49,19 +48,6 @@ def _abs(p: str | os.PathLike[str]) -> Path:
     return Path(os.path.abspath(os.path.expanduser(str(p))))
 
 
-def _resolved(p: str | os.PathLike[str]) -> Path:
-    return _abs(p).resolve()
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if _resolved(a) == _resolved(b):
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links, bind mounts
-    except OSError:
-        return False
-
-
 def _script_of(value: object) -> Path | None:
     """The FILE.py of a ``FILE.py:function`` string argument, if that file exists."""
     if not isinstance(value, str) or ":" not in value:
@@ -71,48 +57,6 @@ def _script_of(value: object) -> Path | None:
         return None
     p = Path(os.path.expanduser(head))
     return p if p.is_file() else None
-
-
-def _tensors(graph: Any) -> Iterator[Any]:
-    """Every TensorProto of ``graph``: initializers, sparse ones, attribute tensors, subgraphs."""
-    yield from getattr(graph, "initializer", ())
-    for sparse in getattr(graph, "sparse_initializer", ()):
-        yield sparse.values
-        yield sparse.indices
-    for node in getattr(graph, "node", ()):
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _tensors(attr.g)
-            for g in attr.graphs:
-                yield from _tensors(g)
-
-
-def _external_data_files(model: Path) -> list[Path]:
-    """The files ``model``'s tensors keep their weights in, relative to its folder.
-
-    The weights are not read. A model that cannot be parsed gives an empty list: the command
-    itself reports a bad model, with a better message than this check could.
-    """
-    try:
-        import onnx
-
-        m = onnx.load(str(model), load_external_data=False)
-        base = model.parent
-        found: dict[Path, None] = {}
-        for t in [*_tensors(m.graph), *(t for f in m.functions for t in _tensors(f))]:
-            if t.data_location != onnx.TensorProto.EXTERNAL:
-                continue
-            for entry in t.external_data:
-                if entry.key == "location" and entry.value:
-                    found[base / entry.value] = None
-        return list(found)
-    # a model onnx cannot parse fails the command later with a better message than this check
-    # could give; here it only means "no external data known"
-    except Exception:
-        return []
 
 
 class _Inputs:
@@ -133,27 +77,29 @@ class _Inputs:
     def refuse(self, out: Path, flag: str) -> None:
         """Raise the one-line refusal if writing ``out`` would replace something an input holds."""
         for script, src_flag in self.scripts:
-            if _same_file(out, script):
+            if same_file(out, script):
                 raise _refusal(out, flag, f"it is the script of {src_flag} {script}")
         # the checks below concern only a file that exists: a new one replaces nothing
         if not (out.exists() or out.is_symlink()) or out.is_dir():
             return
         # both the link itself (atomic writes replace it) and what it points to
-        candidates = {_resolved(out.parent) / out.name, _resolved(out)}
+        candidates = {resolved_path(out.parent) / out.name, resolved_path(out)}
         for src in self.paths:
             if not src.is_dir():
                 continue
-            folder = _resolved(src)
+            folder = resolved_path(src)
             if any(c != folder and c.is_relative_to(folder) for c in candidates):
                 raise _refusal(out, flag, f"it is a file inside the input folder {src}")
         for src in self.paths:
             if src.suffix.lower() != ".onnx" or not src.is_file():
                 continue
-            key = _resolved(src)
+            key = resolved_path(src)
             if key not in self._external:
-                self._external[key] = _external_data_files(src)
+                from ..model.load import external_data_files  # onnx only when needed
+
+                self._external[key] = external_data_files(src)
             for data in self._external[key]:
-                if _same_file(out, data):
+                if same_file(out, data):
                     raise _refusal(
                         out, flag, f"it holds the external weights of the input model {src}"
                     )
@@ -224,7 +170,7 @@ def check_outputs(
             from ..history.store import check_history_file
 
             check_history_file(p, flag=flag)
-        key = _resolved(p)
+        key = resolved_path(p)
         if key in seen:
             raise UsageError(
                 f"{flag} and {seen[key]} name the same file {p}",

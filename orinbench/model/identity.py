@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 
 from .._io import sha256_file
-from .load import _all_nodes, _graph_tensors, load_model, model_sha256
+from .load import _all_nodes, graph_tensors, load_model, model_sha256
 
 #: ops that compute on integer-quantized tensors (the default domain's and ONNX Runtime's
 #: com.microsoft contrib ops); any QLinear* op counts as well
@@ -59,7 +59,7 @@ def model_precision(model: onnx.ModelProto) -> str:
     if any(_is_quantized_op(n.op_type) for n in _all_nodes(model.graph)):
         return "int8"
     half = full = 0
-    for t in _graph_tensors(model.graph):
+    for t in graph_tensors(model.graph):
         if t.data_type == _FLOAT16:
             half += _elements(t)
         elif t.data_type == _FLOAT:

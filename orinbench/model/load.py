@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import onnx
@@ -23,24 +23,58 @@ from ..errors import ModelError
 _PROTO_LIMIT = (1 << 31) - 1
 
 
-def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Initializers and attribute tensors of ``graph`` and of its subgraphs (If/Loop/Scan)."""
+def graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every TensorProto of ``graph`` and of its subgraphs (If/Loop/Scan): initializers, the
+    values and indices of sparse initializers, and attribute tensors."""
     yield from graph.initializer
-    for node in graph.node:
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    yield from _node_tensors(graph.node)
+
+
+def model_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every TensorProto of ``model``: its graph's and those in its functions' nodes."""
+    yield from graph_tensors(model.graph)
+    for f in model.functions:
+        yield from _node_tensors(f.node)
+
+
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.TensorProto]:
+    for node in nodes:
         for attr in node.attribute:
             if attr.HasField("t"):
                 yield attr.t
             yield from attr.tensors
             if attr.HasField("g"):
-                yield from _graph_tensors(attr.g)
+                yield from graph_tensors(attr.g)
             for g in attr.graphs:
-                yield from _graph_tensors(g)
+                yield from graph_tensors(g)
+
+
+def external_data_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The files the ONNX model at ``path`` keeps tensors in (resolved against its folder), in
+    order of first use, without reading any weights; ``[]`` for a model that cannot be parsed
+    (whoever loads it reports that, with a better message)."""
+    p = Path(path)
+    try:
+        model = onnx.load(str(p), load_external_data=False)
+    except Exception:  # protobuf and onnx raise many types for a bad file
+        return []
+    found: dict[Path, None] = {}
+    for t in model_tensors(model):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = _external_info(t)[0]
+        if location:
+            found[p.parent / location] = None
+    return list(found)
 
 
 def _external_tensors(model: onnx.ModelProto) -> list[onnx.TensorProto]:
     return [
         t
-        for t in _graph_tensors(model.graph)
+        for t in model_tensors(model)
         if t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
     ]
 

@@ -42,7 +42,7 @@ from ..calib.dataset import CalibrationDataset, open_dataset
 from ..calib.entropy import entropy_threshold
 from ..calib.specs import io_specs
 from ..errors import CalibrationError, ModelError, UsageError
-from ..model.load import load_model, verify_written_model
+from ..model.load import load_model, model_tensors, verify_written_model
 from ..model.toposort import sort_topologically
 
 #: calibration methods of ``quantize_qdq`` (names of onnxruntime's CalibrationMethod)
@@ -201,23 +201,11 @@ def drop_initializer_inputs(model: onnx.ModelProto, *, source: str) -> str | Non
     )
 
 
-def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
-    """Initializers and attribute tensors of ``graph`` and of its subgraphs."""
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                yield from _tensors(sub)
-
-
 def uses_external_data(model: onnx.ModelProto) -> bool:
     """Whether any tensor of ``model`` (loaded or not) is stored in an external-data file."""
     return any(
         t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
-        for t in _tensors(model.graph)
+        for t in model_tensors(model)
     )
 
 
