@@ -298,6 +298,8 @@ def test_soak_runs_a_tensorrt_engine_through_the_same_runner_protocol(
         warmup=Warmup(seconds=0.0),
     )
     assert result.environment.backend == "tensorrt"
+    # the precision the engine was built with (its sidecar), not a default fp32
+    assert result.config.precision == "fp16"
     assert result.extra["soak"]["window_count"] == 2
     # CUDA-event device time is kept per iteration, over all windows
     assert len(result.samples["gpu_compute"]) == len(result.samples["latency"])

@@ -302,7 +302,8 @@ def soak_model(
     built first) in TensorRT. ``power_summary`` turns the merged power trace into the result's
     ``power`` section (default :func:`~orinbench.telemetry.power.summarize_power`).
     ``precision`` None records, on ONNX Runtime, the model's own precision
-    (:func:`orinbench.model.identity.model_precision`), else ``fp32``.
+    (:func:`orinbench.model.identity.model_precision`); on TensorRT the precision the engine's
+    sidecar says it was built with, ``unknown`` without one (as ``bench`` records it).
     """
     from ..model.identity import artifact_sha256
 
@@ -317,11 +318,11 @@ def soak_model(
             # ONNX Runtime runs the model as exported: a Q/DQ model is an int8 result
             precision = model_precision(onnx_model)
         del onnx_model
-    if precision is None:
-        precision = "fp32"
     warmup = warmup if warmup is not None else Warmup()
     runner = open_runner(backend, path, options=runner_options)
     with runner:
+        if precision is None:
+            precision = _engine_precision(runner) if backend == "tensorrt" else "fp32"
         feed, resolved = make_feed(runner.inputs, shapes=shapes, npz=inputs_npz, seed=seed)
         model = ModelRef(
             name=Path(path).stem,
@@ -386,3 +387,12 @@ def soak_model(
         power=power_section,
         extra=extra,
     )
+
+
+def _engine_precision(runner: Any) -> str:
+    """The precision a TensorRT engine was built with, from its sidecar; ``unknown`` without."""
+    from ..backends.tensorrt.sidecar import read_sidecar
+
+    engine = getattr(runner, "engine_path", None)
+    sidecar = read_sidecar(engine) if engine is not None else None
+    return str(((sidecar or {}).get("settings") or {}).get("precision") or "unknown")
