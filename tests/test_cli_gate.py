@@ -72,6 +72,24 @@ def test_missing_metric_is_an_error_exit_2(
     assert "latency.*" in out  # names what the result does have
 
 
+def test_a_metric_stored_as_null_is_an_error_that_says_so(run_cli: RunCli, tmp_path: Path) -> None:
+    # a run whose fps came out NaN stores null: the gate must not say "no such metric"
+    import json
+
+    path = save_result(make_result(n=400, seed=3), tmp_path / "r.json")
+    d = json.loads(path.read_text())
+    d["throughput"]["fps"] = None
+    d["stats"]["latency"]["p99_ms"] = None
+    path.write_text(json.dumps(d))
+    t = write(tmp_path, "t.toml", '"throughput.fps" = "> 12"\n"latency.p99_ms" = "< 80"\n')
+    code, out, _ = run_cli("gate", str(path), "--targets", str(t))
+    assert code == 2
+    rows = [ln for ln in out.splitlines() if ln.startswith(("throughput.fps", "latency.p99_ms"))]
+    assert len(rows) == 2
+    for row in rows:
+        assert "ERROR" in row and "records no value for it" in row and "no such metric" not in row
+
+
 def test_env_mismatch_exits_3(run_cli: RunCli, files: dict[str, Path]) -> None:
     code, out, err = run_cli("gate", str(files["other_env"]), "--baseline", str(files["baseline"]))
     assert code == 3

@@ -22,12 +22,18 @@ def check_targets(result: Result, targets: Targets) -> list[MetricVerdict]:
     metric families the result has and the closest metric names.
     """
     metrics = result.metrics()
+    valueless = result.valueless_metrics()
     out = []
     for t in targets.targets:
         value = metrics.get(t.metric)
         if value is None:
             status: Status = "error"
-            message = _missing_message(t.metric, metrics)
+            message = (
+                "the result records no value for it (null or not finite: not measured, or the "
+                "run produced NaN/inf; see its warnings)"
+                if t.metric in valueless
+                else _missing_message(t.metric, metrics)
+            )
         elif t.check(value):
             status, message = "pass", ""
         else:

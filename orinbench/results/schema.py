@@ -281,35 +281,52 @@ class Result:
         (when power has it), ``stages.<name>.latency.p99_ms``, ``accuracy.<...>``, ``soak.<...>``.
         """
         out: dict[str, float] = {}
+        self._walk_metrics(out, None)
+        return out
+
+    def valueless_metrics(self) -> set[str]:
+        """The metric names :meth:`metrics` leaves out because their value is null (``None``)
+        or not finite: present in the result, but with nothing to judge."""
+        out: dict[str, float] = {}
+        nulls: set[str] = set()
+        self._walk_metrics(out, nulls)
+        return nulls
+
+    def _walk_metrics(self, out: dict[str, float], nulls: set[str] | None) -> None:
         for series, st in self.stats.items():
-            _flatten(series, st, out)
-        _flatten("throughput", self.throughput, out)
+            _flatten(series, st, out, nulls)
+        _flatten("throughput", self.throughput, out, nulls)
         if self.power:
             power = dict(self.power)
             energy = power.pop("energy", None)
-            _flatten("power", power, out)
+            _flatten("power", power, out, nulls)
             if isinstance(energy, Mapping):
-                _flatten("energy", energy, out)
+                _flatten("energy", energy, out, nulls)
         if self.stages:
             for name, st in self.stages.items():
-                _flatten(f"stages.{name}", st, out)
+                _flatten(f"stages.{name}", st, out, nulls)
         if self.accuracy:
-            _flatten("accuracy", self.accuracy, out)
+            _flatten("accuracy", self.accuracy, out, nulls)
         soak = self.extra.get("soak") if self.extra else None
         if isinstance(soak, Mapping):
-            _flatten("soak", soak, out)
-        return out
+            _flatten("soak", soak, out, nulls)
 
 
-def _flatten(prefix: str, obj: Any, out: dict[str, float]) -> None:
+def _flatten(prefix: str, obj: Any, out: dict[str, float], nulls: set[str] | None = None) -> None:
     if isinstance(obj, bool):
+        return
+    if obj is None:
+        if nulls is not None:
+            nulls.add(prefix)
         return
     if isinstance(obj, (int, float)):
         if math.isfinite(float(obj)):
             out[prefix] = float(obj)
+        elif nulls is not None:
+            nulls.add(prefix)
         return
     if isinstance(obj, Mapping):
         for k, v in obj.items():
             if k in ("samples", "ci", "rails_trace", "trace", "windows"):
                 continue  # raw series and intervals are not scalar metrics
-            _flatten(f"{prefix}.{k}", v, out)
+            _flatten(f"{prefix}.{k}", v, out, nulls)
