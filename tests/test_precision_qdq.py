@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from orinbench.accuracy.compare import evaluate_accuracy
 from orinbench.calib.dataset import dataset_from_arrays, write_sample
 from orinbench.calib.specs import model_io_specs
-from orinbench.errors import CalibrationError, UsageError
+from orinbench.errors import CalibrationError, ModelError, UsageError
 from orinbench.precision.qdq import (
     quantize_qdq,
     run_quantize,
@@ -455,3 +455,23 @@ def test_unmatched_exclusion_points_to_an_existing_command(
                               str(tmp_path / "q.onnx"), "--json", "--max-samples", "2")  # fmt: skip
     assert code == 0
     assert json.loads(stdout)["quantized"] == ["stem.conv", "head.conv", "cls.fc"]
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_activations_near_float32_limits_point_to_minmax(
+    net: Path, tmp_path: Path, method: str
+) -> None:
+    # found by a new user: 1e30-scale data makes ONNX Runtime's histogram ask for "too many
+    # bins" (or its activations overflow); the fix used to say "check that the model runs",
+    # which it does, and named a temporary copy instead of the user's model
+    data = write_data(tmp_path / "huge", n=2, scale=3e36)
+    out = tmp_path / "q.onnx"
+    with pytest.raises(ModelError) as info:
+        quantize_qdq(net, data=data, out_path=out, method=method)
+    msg = str(info.value)
+    assert f"could not calibrate {net}:" in msg and "--method minmax" in msg
+    assert "check that the model runs" not in msg
+    assert not out.exists()
+    # the advice holds: min-max calibration quantizes the same data
+    quantize_qdq(net, data=data, out_path=out, method="minmax")
+    assert out.is_file()

@@ -423,8 +423,11 @@ def calibrate_ranges(
     max_samples: int | None = None,
     on_progress: Callable[[int, float], None] | None = None,
     ort: Mapping[str, Any] | None = None,
+    source: str | None = None,
 ) -> Any:
     """Calibrate the inputs of the ``op_types`` nodes; returns ONNX Runtime's ``TensorsData``.
+
+    ``source`` names the model in errors (default ``model_path``, often a temporary copy).
 
     ``ort`` takes the ONNX Runtime options of the other commands (``providers``,
     ``intra_op_threads``; see :func:`orinbench.cli._common.ort_options`) for the session that
@@ -486,9 +489,9 @@ def calibrate_ranges(
             raise
         except Exception as exc:  # ORT raises ValueError, RuntimeError and its own types
             raise ModelError(
-                f"ONNX Runtime could not calibrate {model_path}",
+                f"ONNX Runtime could not calibrate {source or model_path}",
                 why=_describe(exc),
-                fix="check that the model runs with 'orinbench bench --backend onnxruntime'",
+                fix=_calibration_fix(exc),
             ) from exc
     cal = _lazy.require("onnxruntime.quantization.calibrate")
     ranges = {}
@@ -641,6 +644,7 @@ def quantize_qdq(
                 max_samples=max_samples,
                 on_progress=on_progress,
                 ort=ort,
+                source=str(src),
             )
         calib: dict[str, Any]
         if supports_precomputed_ranges():
@@ -843,3 +847,18 @@ def run_quantize(
         summary=summarize_qdq(out, op_types=op_types),
         notes=tuple(notes),
     )
+
+
+def _calibration_fix(exc: BaseException) -> str:
+    """What to do when ONNX Runtime's calibration fails: its histogram methods size their bins
+    from the activations' range, and activations near float32's limits (1e30 and up) ask for more
+    bins than numpy can allocate ("Too many bins") or overflow to a non-finite range; min-max
+    calibration needs no histogram."""
+    text = str(exc).lower()
+    if "too many bins" in text or ("range of" in text and "not finite" in text):
+        return (
+            "the model's activations on this data span a range too wide for a histogram, or "
+            "overflow (check the calibration data's scale: values near float32's limits); use "
+            "--method minmax, or fix the data"
+        )
+    return "check that the model runs with 'orinbench bench --backend onnxruntime'"
