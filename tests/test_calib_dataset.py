@@ -166,6 +166,34 @@ def test_corrupt_npz_is_one_line(tmp_path: Path) -> None:
     assert "0001.npz is not a readable .npz file" in _message(exc)
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"hello\n", "it is not a zip archive, as an .npz is (it starts with b'hello\\n')"),
+        (b"", "the file is empty"),
+    ],
+)
+def test_a_file_that_is_no_npz_at_all_is_not_called_pickled(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    # numpy reads a text file as a pickle: "Cannot load file containing pickled data"
+    folder = _folder(tmp_path, 2)
+    (folder / "0001.npz").write_bytes(content)
+    with pytest.raises(CalibrationError) as exc:
+        open_dataset(folder, inputs=INPUTS)
+    msg = _message(exc)
+    assert "0001.npz is not a readable .npz file" in msg and why in msg
+    assert "pickled" not in msg
+
+
+def test_bench_inputs_that_are_no_npz_say_so(run_cli, conv_model: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "in.npz"
+    bad.write_text("x,y\n1,2\n")
+    code, _, err = run_cli("bench", str(conv_model), "--inputs", str(bad), "--iterations", "5")
+    assert code == 2 and "Traceback" not in err
+    assert "it is not a zip archive" in err and "pickled" not in err
+
+
 def test_manifest_round_trip_and_sample_count_check(tmp_path: Path) -> None:
     folder = _folder(tmp_path, 3)
     m = Manifest(

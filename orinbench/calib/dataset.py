@@ -30,6 +30,7 @@ import numpy as np
 
 from .._io import atomic_open
 from ..errors import CalibrationError
+from ..model.feeds import not_npz_reason
 from ..results.schema import TensorSpec
 from .loader import LoaderSpec, is_loader_spec, iterate_loader, load_loader, parse_loader_spec
 from .manifest import MANIFEST_NAME, Manifest, read_manifest
@@ -130,7 +131,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        why = not_npz_reason(path) or (
+            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        )
         raise CalibrationError(
             f"calibration sample {path} is not a readable .npz file",
             why=why,

@@ -180,6 +180,24 @@ def _matches(spec: TensorSpec, shape: tuple[int, ...]) -> bool:
     return all(not isinstance(w, int) or w == g for w, g in zip(spec.shape, shape, strict=True))
 
 
+def not_npz_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why the file at ``path`` cannot be an ``.npz`` at all, from its first bytes, or None.
+
+    numpy reads any file that is neither a zip archive nor an ``.npy`` as a pickle, so a text
+    file fails with "Cannot load file containing pickled data": true for numpy, misleading here.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError:
+        return None
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        return None
+    if not head:
+        return "the file is empty"
+    return f"it is not a zip archive, as an .npz is (it starts with {head!r})"
+
+
 def load_feed_npz(
     path: str | os.PathLike[str],
     inputs: Sequence[TensorSpec],
@@ -198,7 +216,8 @@ def load_feed_npz(
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InputFileError(
             f"cannot read input data {p}",
-            why=f"not a valid .npz file ({str(exc).splitlines()[0] if str(exc) else exc!r})",
+            why=not_npz_reason(p)
+            or f"not a valid .npz file ({str(exc).splitlines()[0] if str(exc) else exc!r})",
             fix="save it with numpy.savez(path, **{input_name: array})",
         ) from exc
     names = [spec.name for spec in inputs]
