@@ -62,6 +62,29 @@ def test_bench_duration_rule(run_cli, conv_model: Path, tmp_path: Path) -> None:
     assert r.stop_reason == "reached 0.3 s"
 
 
+def test_every_dynamic_dimension_is_named(run_cli, tmp_path: Path) -> None:
+    # found by a new user: N, H and W were dynamic, the message named only N
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+    )
+    path = tmp_path / "nhw.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    calib = ("calib", "generate", str(path), "--out", str(tmp_path / "gen"), "--count", "1")
+    for argv in (("bench", str(path), "--iterations", "5", *FAST), calib):
+        code, _, err = run_cli(*argv)
+        assert code == 2
+        line = _one_line_error(err)
+        assert "dimension 'N' (axis 0), dimension 'H' (axis 2), dimension 'W' (axis 3)" in line
+        assert "x:<N>x3x<H>x<W> with <N>, <H>, <W> replaced by numbers" in line
+
+
 def test_dynamic_dimension_needs_a_shape(run_cli, dynamic_conv_model: Path, tmp_path: Path) -> None:
     code, _, err = run_cli("bench", str(dynamic_conv_model), "--iterations", "5", *FAST)
     assert code == 2

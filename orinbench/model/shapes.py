@@ -194,19 +194,24 @@ def resolve_input_shapes(
                 why="the model does not declare its shape",
                 fix=f"pass --shape {spec.name}:1x3x224x224 (its full shape)",
             )
-        for axis, d in enumerate(dims):
-            if isinstance(d, str):
-                label = (
-                    f"unnamed dimension (axis {axis})"
-                    if d == UNKNOWN_DIM
-                    else (f"dimension {d!r} (axis {axis})")
-                )
-                raise ShapeError(
-                    f"input {spec.name!r} has a dynamic {label} and no shape was given",
-                    why="benchmarking needs every dimension fixed",
-                    fix=f"pass --shape {spec.name}:{format_shape(dims)} with <{d}> replaced by "
-                    "a number",
-                )
+        dynamic = [(axis, d) for axis, d in enumerate(dims) if isinstance(d, str)]
+        if dynamic:
+            labels = [
+                f"unnamed dimension (axis {axis})"
+                if d == UNKNOWN_DIM
+                else f"dimension {d!r} (axis {axis})"
+                for axis, d in dynamic
+            ]
+            names = list(dict.fromkeys(f"<{d}>" for _, d in dynamic))
+            raise ShapeError(
+                f"input {spec.name!r} has dynamic {', '.join(labels)} and no shape was given",
+                why="the model must be run with every dimension fixed",
+                fix=f"pass --shape {spec.name}:{format_shape(dims)} with "
+                f"{', '.join(names)} replaced by numbers"
+                if len(names) > 1
+                else f"pass --shape {spec.name}:{format_shape(dims)} with {names[0]} replaced "
+                "by a number",
+            )
         out[spec.name] = tuple(int(d) for d in dims)
     return out
 
