@@ -175,3 +175,32 @@ def test_check_prints_the_wiring_without_running(tmp_path: Path, run_cli: Run) -
     )
     line = _one_line_error(*run_cli("run", str(write(tmp_path, text, "s.toml")), "--check")[::2])
     assert "stage 's'" in line and "no function 'g'" in line
+
+
+def test_inputs_npz_gives_the_frame_shapes_as_bench_takes_them(
+    tmp_path: Path, run_cli: Run
+) -> None:
+    # found by a new user: `run --inputs x.npz` on dynamic stage models asked for --shape,
+    # while `bench --inputs` reads the shapes from the file
+    import numpy as np
+
+    save(unary("x", "y", op="Mul", const=2.0, shape=("N", 4)), tmp_path / "a.onnx")
+    save(unary("y", "z", op="Add", const=1.0, shape=("N", 4)), tmp_path / "b.onnx")
+    recipe = write(
+        tmp_path,
+        '[pipeline]\nname = "dyn"\n\n[[stages]]\nname = "a"\nonnx = "a.onnx"\n\n'
+        '[[stages]]\nname = "b"\nonnx = "b.onnx"\n',
+    )
+    code, _, err = run_cli("run", str(recipe), *QUICK)
+    assert code == 2 and "--inputs" in err  # the fix names every way to give the shape
+    frame = tmp_path / "frame.npz"
+    np.savez(frame, x=np.ones((3, 4), np.float32))
+    out = tmp_path / "r.json"
+    code, _, err = run_cli("run", str(recipe), "--inputs", str(frame), "--out", str(out), *QUICK)
+    assert code == 0, err
+    assert load_result(out).config.shapes == {"x": (3, 4)}
+    # --shape still wins, and then the data must fit it
+    code, _, err = run_cli(
+        "run", str(recipe), "--inputs", str(frame), "--shape", "x:2x4", "--out", str(out), *QUICK
+    )
+    assert code == 2 and "x" in err and "Traceback" not in err

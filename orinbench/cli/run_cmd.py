@@ -117,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
         baseline = load_result(args.baseline)
     # everything that can fail without a device fails here, before telemetry is probed
-    graph = check_recipe(recipe, size=args.size, cache_dir=args.cache_dir, shapes=shapes)
+    graph = check_recipe(
+        recipe, size=args.size, cache_dir=args.cache_dir, shapes=shapes, inputs_npz=args.inputs
+    )
     if args.check:
         print(format_graph(recipe, graph))
         return 0

@@ -198,6 +198,16 @@ def not_npz_reason(path: str | os.PathLike[str]) -> str | None:
     return f"it is not a zip archive, as an .npz is (it starts with {head!r})"
 
 
+def npz_array_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """The shape of each array in the ``.npz`` at ``path``; ``{}`` when it cannot be read (the
+    loader that reads it for real reports why, with the key)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: tuple(int(d) for d in npz[k].shape) for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return {}
+
+
 def load_feed_npz(
     path: str | os.PathLike[str],
     inputs: Sequence[TensorSpec],

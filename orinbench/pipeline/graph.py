@@ -49,10 +49,14 @@ def resolve_graph(
     io: Mapping[str, StageIO],
     *,
     shapes: Mapping[str, Sequence[int]] | None = None,
+    data_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> PipelineGraph:
     """Resolve and check the wiring of ``recipe`` given each stage's IO.
 
-    ``shapes`` overrides frame input shapes (``--shape``). Raises RecipeError naming the stage
+    ``shapes`` overrides frame input shapes (``--shape``). ``data_shapes`` (the arrays of an
+    ``--inputs`` file) fills a frame input's shape where neither ``--shape`` nor the recipe
+    fixes it, as ``bench --inputs`` takes its shapes from the data; names that are no frame
+    input are left to the data loader to report. Raises RecipeError naming the stage
     and the input for every problem: an input with no source, a reference to an output that the
     stage does not produce, an ambiguous match, a cycle, a shape or dtype mismatch.
     """
@@ -96,7 +100,7 @@ def resolve_graph(
         sources[stage.name] = wired
 
     order = _order(recipe, sources)
-    frame = _frame_inputs(recipe, io, sources, shapes or {})
+    frame = _frame_inputs(recipe, io, sources, shapes or {}, data_shapes or {})
     outputs = _outputs(recipe, io, sources, order)
     graph = PipelineGraph(order=order, sources=sources, frame_inputs=frame, outputs=outputs)
     _check_connections(recipe, io, graph)
@@ -150,6 +154,7 @@ def _frame_inputs(
     io: Mapping[str, StageIO],
     sources: Mapping[str, Mapping[str, Ref]],
     overrides: Mapping[str, Sequence[int]],
+    data_shapes: Mapping[str, Sequence[int]],
 ) -> dict[str, TensorSpec]:
     src = recipe.source
     used: dict[str, list[tuple[str, TensorSpec]]] = {}
@@ -180,6 +185,8 @@ def _frame_inputs(
             shape = tuple(int(d) for d in overrides[name])
         elif declared is not None and declared.shape is not None:
             shape = declared.shape
+        if name in data_shapes and (shape is None or any(not isinstance(d, int) for d in shape)):
+            shape = tuple(int(d) for d in data_shapes[name])
         if declared is not None and declared.dtype is not None:
             dtype = declared.dtype
         for reader, spec in readers:
@@ -215,8 +222,8 @@ def _frame_inputs(
             )
             raise RecipeError(
                 f"{src}: frame input '{name}' (read by stage '{reader}') {what}",
-                fix=f"pin it in the recipe: [inputs] {name} = {{ shape = [...] }}, or pass "
-                f"--shape {name}:DxDxD",
+                fix=f"pin it in the recipe: [inputs] {name} = {{ shape = [...] }}, pass "
+                f"--shape {name}:DxDxD, or give --inputs a .npz holding '{name}'",
             )
         out[name] = TensorSpec(name=name, dtype=dtype or "float32", shape=shape)
     return out

@@ -62,6 +62,12 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
+def _data_shapes(npz: str | os.PathLike[str] | None) -> dict[str, tuple[int, ...]]:
+    from ..model.feeds import npz_array_shapes
+
+    return npz_array_shapes(npz) if npz is not None else {}
+
+
 def frame_feed(
     graph: PipelineGraph, *, seed: int = 0, npz: str | os.PathLike[str] | None = None
 ) -> dict[str, np.ndarray]:
@@ -146,14 +152,17 @@ def check_recipe(
     size: str = "full",
     cache_dir: str | os.PathLike[str] | None = None,
     shapes: Mapping[str, Sequence[int]] | None = None,
+    inputs_npz: str | os.PathLike[str] | None = None,
     on_event: EventCallback | None = None,
 ) -> PipelineGraph:
     """Everything that can be checked without running: keys, models (zoo models are exported),
-    wiring, order, shapes and dtypes where the models declare them. Returns the graph; raises
-    RecipeError (exit 2) naming the stage otherwise."""
+    wiring, order, shapes and dtypes where the models declare them (or ``inputs_npz`` gives
+    them). Returns the graph; raises RecipeError (exit 2) naming the stage otherwise."""
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     paths = resolve_models(rec, size=size, cache_dir=cache_dir, on_event=on_event)
-    graph = resolve_graph(rec, stage_io(rec, paths), shapes=shapes)
+    graph = resolve_graph(
+        rec, stage_io(rec, paths), shapes=shapes, data_shapes=_data_shapes(inputs_npz)
+    )
     for stage in rec.stages:
         if stage.kind == "custom":
             where = f"{rec.source}: stage '{stage.name}'"
@@ -219,7 +228,7 @@ def open_pipeline(
     be = resolve_backend(backend)
     paths = resolve_models(rec, size=size, cache_dir=cache_dir, on_event=on_event)
     io = stage_io(rec, paths)
-    graph = resolve_graph(rec, io, shapes=shapes)
+    graph = resolve_graph(rec, io, shapes=shapes, data_shapes=_data_shapes(inputs_npz))
     feed = frame_feed(graph, seed=seed, npz=inputs_npz)
 
     engine_paths: dict[str, Path] = dict(paths)
