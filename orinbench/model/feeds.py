@@ -226,8 +226,9 @@ def load_feed_npz(
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise InputFileError(
             f"cannot read input data {p}",
-            why=not_npz_reason(p)
-            or f"not a valid .npz file ({str(exc).splitlines()[0] if str(exc) else exc!r})",
+            why="not a valid .npz file ("
+            + (not_npz_reason(p) or (str(exc).splitlines()[0] if str(exc) else repr(exc)))
+            + ")",
             fix="save it with numpy.savez(path, **{input_name: array})",
         ) from exc
     names = [spec.name for spec in inputs]
