@@ -126,18 +126,7 @@ def test_summary_holds_drifts_and_becomes_soak_metrics() -> None:
     assert summary["steady_state_s"] == pytest.approx(10.0)
     assert summary["duration_s"] == pytest.approx(30.0)
     assert [w["temp_c"] for w in summary["windows"]] == [60.0, 70.0, 70.5]
-    r = Result(
-        tool_version="0",
-        created_utc="",
-        samples={},
-        stats={},
-        throughput={},
-        environment=Environment("h", "c", "o", "p", "onnxruntime", "1"),
-        model=ModelRef("m.onnx", "0", (), ()),
-        config=RunConfig(backend="onnxruntime"),
-        extra={"soak": summary},
-    )
-    m = r.metrics()
+    m = _metrics(summary)
     assert m["soak.p99_drift_pct"] == pytest.approx(20.0)
     assert m["soak.power_drift_pct"] == pytest.approx(10.0)
     assert m["soak.throttle_events"] == 0.0
